@@ -1,0 +1,353 @@
+"""Independent references for ∂E/∂θ and ∂E/∂z, each with a bound on its own error.
+
+E(θ, z) = ⟨δ, f(z; θ)⟩ = Σ_nj δ_nj f_nj is the quantity whose gradient backprop computes:
+∂E/∂θ is formula 2 (A for a unit-partitioned layer), ∂E/∂z is formula 1. Every reference
+is evaluated in float64 whatever the case's dtype:
+
+- autograd: reverse mode through the forward, written in autograd.numpy;
+- `unit_contributions`: autograd's view of the whole Jacobian, M[i, j] = Σ_n δ_ni ∂f_ni/∂θʲ,
+  the part of ∂E/∂θʲ that flows through output unit i. Off-diagonal blocks (i ≠ j) are
+  what the compact form A = δ ⊙ B ignores;
+- central finite differences with Richardson extrapolation, in three layouts: "full"
+  (each entry of θ or z perturbed alone, valid for any layer), "columns" (parameter p of
+  every unit perturbed at once, which recovers every entry of B in 4P evaluations because
+  the units are independent; for z, input i of every example at once), and "probes"
+  (random signed directions, for layers too big for either).
+
+The dense block-diagonal product lives in `gradcheck.compact`.
+This module is free of I/O, hypothesis and pytest.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradcheck.tolerance import Tracked, gamma, track
+
+FloatArray = np.ndarray
+ForwardFn = Callable[[Any, Any], Any]
+
+#: The step is cbrt(u)·max(1, |x|): it balances the O(h²) truncation of a central
+#: difference against the O(u/h) rounding of the function values (u of float64).
+STEP_SCALE = float(np.cbrt(np.finfo(np.float64).eps / 2.0))
+#: Each forward call evaluates at most this many output values; more perturbations are
+#: split into several calls.
+EVALUATION_BUDGET = 1 << 22
+
+
+def step_sizes(x: np.ndarray) -> FloatArray:
+    """h = cbrt(u_float64) · max(1, |x|), one step per entry."""
+    return STEP_SCALE * np.maximum(1.0, np.abs(x))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference value with a bound on its own error, and how it was obtained."""
+
+    value: FloatArray
+    error: FloatArray
+    method: str
+
+
+# ---- autograd ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _autograd_traces_tracked() -> None:
+    """Let autograd trace through Tracked arrays, so that its own backward pass carries a
+    running error bound: its vector-Jacobian rules are numpy code like any other (and
+    some of them cancel: expm1's rule computes e^x as 1 + expm1(x))."""
+    from autograd.extend import VSpace
+    from autograd.numpy.numpy_boxes import ArrayBox
+    from autograd.numpy.numpy_vspaces import ArrayVSpace
+
+    class TrackedVSpace(ArrayVSpace):
+        def __init__(self, value: Tracked) -> None:
+            super().__init__(value.value)
+
+        def zeros(self) -> Tracked:
+            return Tracked(np.zeros(self.shape, self.dtype))
+
+        def ones(self) -> Tracked:
+            return Tracked(np.ones(self.shape, self.dtype))
+
+    ArrayBox.register(Tracked)
+    VSpace.register(Tracked, TrackedVSpace)
+
+
+def _autograd(energy: Callable[[Any], Any], arguments: Any) -> Any:
+    import autograd
+
+    _autograd_traces_tracked()
+    with np.errstate(all="ignore"):
+        return autograd.grad(energy)(arguments)
+
+
+def autograd_gradients(
+    forward: ForwardFn, z: np.ndarray, theta: np.ndarray, delta: np.ndarray
+) -> tuple[Reference, Reference]:
+    """∂E/∂θ and ∂E/∂z by reverse mode in float64, each with the running error bound of
+    autograd's own evaluation."""
+    import autograd.numpy as anp
+
+    weights = track(delta)
+
+    def energy(arguments: tuple[Any, Any]) -> Any:
+        parameters, inputs = arguments
+        return anp.sum(weights * forward(inputs, parameters))
+
+    d_theta, d_z = _autograd(energy, (track(theta), track(z)))
+    return (
+        Reference(np.asarray(d_theta.value), np.asarray(d_theta.error), "reverse mode"),
+        Reference(np.asarray(d_z.value), np.asarray(d_z.error), "reverse mode"),
+    )
+
+
+def elementwise_derivative(function: Callable[[Any], Any], x: np.ndarray) -> Reference:
+    """φ'(x) of an elementwise function by reverse mode in float64, with its error bound."""
+    import autograd.numpy as anp
+
+    def total(inputs: Any) -> Any:
+        return anp.sum(function(inputs))
+
+    derivative = _autograd(total, track(np.asarray(x, dtype=np.float64)))
+    return Reference(np.asarray(derivative.value), np.asarray(derivative.error), "reverse mode")
+
+
+def unit_contributions(
+    forward: ForwardFn,
+    z: np.ndarray,
+    theta: np.ndarray,
+    delta: np.ndarray,
+    *,
+    units: np.ndarray | None = None,
+) -> Reference:
+    """M[s, j, p] = Σ_n δ_n,i ∂f_n,i/∂θ_jp for output units i = units[s] (default: all).
+
+    One reverse pass over a forward evaluated on one copy of θ per output unit: copy s
+    only passes the gradient of unit units[s], so its gradient is that unit's row of the
+    full Jacobian, weighted by δ. Σ_s M[s] is ∂E/∂θ; M[s, units[s]] is the diagonal block.
+    """
+    import autograd.numpy as anp
+
+    all_units = theta.shape[0]
+    chosen = np.arange(all_units) if units is None else np.asarray(units)
+    weights = np.zeros((len(chosen),) + delta.shape)
+    weights[np.arange(len(chosen)), :, chosen] = delta[:, chosen].T
+    copies = np.broadcast_to(theta, (len(chosen),) + theta.shape).copy()
+    tracked_weights = track(weights)
+
+    def energy(parameters: Any) -> Any:
+        return anp.sum(tracked_weights * forward(track(z), parameters))
+
+    contributions = _autograd(energy, track(copies))
+    return Reference(
+        np.asarray(contributions.value), np.asarray(contributions.error), "reverse mode"
+    )
+
+
+def off_diagonal_mass(contributions: FloatArray, units: np.ndarray | None = None) -> float:
+    """Σ_(i≠j) |M_ij| / Σ |M|: the share of the gradient that crosses between units."""
+    count = contributions.shape[0]
+    chosen = np.arange(count) if units is None else np.asarray(units)
+    magnitude = np.abs(contributions)
+    total = float(magnitude.sum())
+    if total == 0.0:
+        return 0.0
+    off_diagonal = magnitude.copy()
+    off_diagonal[np.arange(count), chosen] = 0.0
+    return float(off_diagonal.sum()) / total
+
+
+# ---- finite differences ------------------------------------------------------------------
+
+
+def _actual_steps(x: np.ndarray, h: np.ndarray) -> tuple[FloatArray, FloatArray]:
+    """The steps really taken: fl(x + h) - x and x - fl(x - h), exact to a rounding."""
+    return (x + h) - x, x - (x - h)
+
+
+def _richardson(
+    d1: FloatArray, d2: FloatArray, rounding1: FloatArray, rounding2: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Extrapolate central differences at steps h and 2h: (4 D(h) - D(2h)) / 3.
+
+    D(h) = f' + c h² + O(h⁴), so the extrapolated value is within O(h⁴) of f', and
+    |D(h) - D(2h)| = 3 c h² + O(h⁴) bounds that with room to spare. Rounding adds
+    (4 ρ(h) + ρ(2h)) / 3 with ρ the rounding of each difference quotient.
+    """
+    estimate = (4.0 * d1 - d2) / 3.0
+    error = np.abs(d1 - d2) + (4.0 * rounding1 + rounding2) / 3.0
+    error = error + gamma(3, np.float64) * (4.0 * np.abs(d1) + np.abs(d2)) / 3.0
+    return estimate, error
+
+
+def central_differences(
+    x: np.ndarray,
+    groups: np.ndarray,
+    quantity: Callable[[np.ndarray], FloatArray],
+    rounding: FloatArray | float,
+    *,
+    outputs_per_variant: int,
+    method: str,
+) -> Reference:
+    """Derivatives of quantity() with respect to every entry of x, by central differences.
+
+    groups (G × x.shape, boolean, disjoint) says which entries move together: one entry
+    per group for "full", one column for "columns". quantity(variants) maps S perturbed
+    copies of x to S arrays that broadcast against x, entry e reading the derivative of
+    its own group's value (a scalar E, or a per-unit or per-example sum). rounding bounds
+    the float64 rounding of each such value.
+    """
+    shifts, steps = _four_shifts(x)
+    values = np.zeros((4,) + x.shape)
+    per_call = max(1, EVALUATION_BUDGET // max(4 * max(outputs_per_variant, x.size), 1))
+    for start in range(0, len(groups), per_call):
+        chunk = groups[start : start + per_call]
+        variants = x[None, None] + np.stack(shifts)[:, None] * chunk[None]  # (4, G, *x)
+        result = quantity(variants.reshape((-1,) + x.shape))
+        result = np.broadcast_to(result, (4 * len(chunk),) + x.shape).reshape(variants.shape)
+        values += np.sum(result * chunk[None], axis=1)
+    plus1, minus1, plus2, minus2 = values
+    rho = np.broadcast_to(np.asarray(rounding, dtype=np.float64), x.shape)
+    d1 = (plus1 - minus1) / steps[0]
+    d2 = (plus2 - minus2) / steps[1]
+    estimate, error = _richardson(d1, d2, 2.0 * rho / steps[0], 2.0 * rho / steps[1])
+    return Reference(estimate, error, f"finite differences ({method})")
+
+
+def _four_shifts(x: np.ndarray) -> tuple[list[np.ndarray], list[FloatArray]]:
+    """Shifts +h, -h, +2h, -2h and the total steps (h+ + h-) at h and 2h actually taken."""
+    h = step_sizes(x)
+    up1, down1 = _actual_steps(x, h)
+    up2, down2 = _actual_steps(x, 2.0 * h)
+    return [up1, -down1, up2, -down2], [up1 + down1, up2 + down2]
+
+
+def _single_entries(shape: tuple[int, ...]) -> np.ndarray:
+    size = int(np.prod(shape))
+    return np.eye(size, dtype=bool).reshape((size,) + shape)
+
+
+def _columns(shape: tuple[int, ...]) -> np.ndarray:
+    rows, columns = shape
+    return np.broadcast_to(np.eye(columns, dtype=bool)[:, None, :], (columns, rows, columns))
+
+
+def _energy_rounding(
+    delta: np.ndarray, outputs: np.ndarray, forward_error: np.ndarray, axis: Any
+) -> Any:
+    """Rounding of Σ δ_nj f_nj over axis: Σ |δ| e_f + γ_K Σ |δ f| (K terms summed)."""
+    terms = (
+        int(np.prod([delta.shape[a] for a in np.atleast_1d(axis)]))
+        if axis is not None
+        else delta.size
+    )
+    return np.sum(np.abs(delta) * forward_error, axis=axis) + gamma(terms, np.float64) * np.sum(
+        np.abs(delta * outputs), axis=axis
+    )
+
+
+def parameter_differences(
+    forward: ForwardFn,
+    z: np.ndarray,
+    theta: np.ndarray,
+    delta: np.ndarray,
+    forward_error: np.ndarray,
+    *,
+    layout: str,
+) -> Reference:
+    """∂E/∂θ (J × P) by central differences, "full" or "columns" (see the module doc).
+
+    forward_error bounds the float64 rounding of each f_nj.
+    """
+    outputs = forward(z, theta)
+    if layout == "full":
+        return central_differences(
+            theta,
+            _single_entries(theta.shape),
+            lambda variants: np.einsum("snj,nj->s", forward(z, variants), delta)[:, None, None],
+            _energy_rounding(delta, outputs, forward_error, None),
+            outputs_per_variant=delta.size,
+            method="full",
+        )
+    if layout == "columns":
+        return central_differences(
+            theta,
+            _columns(theta.shape),
+            lambda variants: np.einsum("snj,nj->sj", forward(z, variants), delta)[:, :, None],
+            _energy_rounding(delta, outputs, forward_error, 0)[:, None],
+            outputs_per_variant=delta.size,
+            method="columns",
+        )
+    raise ValueError(f"unknown finite-difference layout {layout!r}")
+
+
+def input_differences(
+    forward: ForwardFn,
+    z: np.ndarray,
+    theta: np.ndarray,
+    delta: np.ndarray,
+    forward_error: np.ndarray,
+    *,
+    layout: str,
+) -> Reference:
+    """∂E/∂z (N × I) by central differences: "full", or "columns" (input i of every
+    example at once, valid because the examples of a batch are independent)."""
+    outputs = forward(z, theta)
+    if layout == "full":
+        return central_differences(
+            z,
+            _single_entries(z.shape),
+            lambda variants: np.einsum("snj,nj->s", forward(variants, theta), delta)[:, None, None],
+            _energy_rounding(delta, outputs, forward_error, None),
+            outputs_per_variant=delta.size,
+            method="full",
+        )
+    if layout == "columns":
+        return central_differences(
+            z,
+            _columns(z.shape),
+            lambda variants: np.einsum("snj,nj->sn", forward(variants, theta), delta)[:, :, None],
+            _energy_rounding(delta, outputs, forward_error, 1)[:, None],
+            outputs_per_variant=delta.size,
+            method="columns",
+        )
+    raise ValueError(f"unknown finite-difference layout {layout!r}")
+
+
+def probe_differences(
+    forward: ForwardFn,
+    z: np.ndarray,
+    theta: np.ndarray,
+    delta: np.ndarray,
+    forward_error: np.ndarray,
+    *,
+    probes: int,
+    seed: int = 0,
+) -> tuple[Reference, FloatArray]:
+    """Directional derivatives ⟨∂E/∂θ, w_k⟩ along k random signed directions w_k = s_k ⊙ h.
+
+    Returns the references (k values) and the directions (k × J × P): a hand-written
+    gradient g is compared through ⟨g, w_k⟩. Costs 4k forward passes whatever the size
+    of θ. The steps are the nominal ±w, ±2w: rounding them changes a directional
+    derivative by a relative u, far below the truncation error.
+    """
+    rng = np.random.default_rng(seed)
+    directions = rng.choice([-1.0, 1.0], size=(probes,) + theta.shape) * step_sizes(theta)
+    rounding = float(_energy_rounding(delta, forward(z, theta), forward_error, None))
+    values = np.empty((4, probes))
+    for k, w in enumerate(directions):
+        for slot, scale in enumerate((1.0, -1.0, 2.0, -2.0)):
+            values[slot, k] = float(np.sum(delta * forward(z, theta + scale * w)))
+    plus1, minus1, plus2, minus2 = values
+    d1 = (plus1 - minus1) / 2.0
+    d2 = (plus2 - minus2) / 4.0
+    rho = np.full(probes, rounding)
+    estimate, error = _richardson(d1, d2, rho, rho / 2.0)
+    return Reference(estimate, error, f"finite differences ({probes} probes)"), directions

@@ -1,0 +1,670 @@
+"""The error model: every bound gradcheck compares against is derived here, none is tuned.
+
+A hand-written gradient g, computed in the case's dtype, is held against a reference r
+computed in float64. A correct g can still differ from r by rounding, so each comparison
+allows, entry by entry,
+
+    |g - r|  <=  rounding(g) + error(r)
+
+**rounding(g)** is a running error bound (Wilkinson's running error analysis). The
+hand-written rules are evaluated on `Tracked` arrays, which carry beside every value a
+first-order bound on its absolute error and propagate it operation by operation, with
+u = eps/2 the unit roundoff of the result's dtype and γ_m = m·u / (1 - m·u):
+
+    x ± y        e_x + e_y + u|x ± y|
+    x · y        |y| e_x + |x| e_y + e_x e_y + u|x y|
+    x / y        (e_x + |x/y| e_y) / (|y| - e_y) + u|x/y|
+    φ(x)         |φ'(x)| e_x + c_φ · eps · |φ(x)|     c_φ: the library's accuracy in ulps
+    Σ_k x_k      Σ_k e_k + γ_(K-1) Σ_k |x_k|          (any summation order; Higham 4.2)
+    x·y (dot)    Σ_k (|x_k| e_y + e_x |y_k|) + γ_K Σ_k |x_k y_k|   (Higham 3.1)
+
+Inputs are exact (their error is 0): the float64 references see the very same numbers.
+Transcendental functions are charged 4 ulps: numpy documents its SIMD float32 and float64
+loops for exp, log, sin, cos and tanh at under 4 ulp, glibc's libm tables list at most
+3 ulp for the functions used here on x86-64, and Cephes' erf (used by SciPy) has a peak
+relative error of 3.7e-16 in float64 (under 2 ulp).
+
+**error(r)** depends on the oracle and is computed in `gradcheck.oracles`:
+
+- autograd evaluates the chain rule for the same forward in float64. It is charged the
+  running error bound of the hand-written rules re-scaled to float64 (the bound is linear
+  in u because the inputs are exact): rounding(g) · u_float64 / u_dtype.
+- finite differences: the Richardson step-halving estimate |D(h) - D(2h)| (at least three
+  times the leading truncation error of D(h), which itself exceeds that of the
+  extrapolated value) plus the rounding of the function values divided by the step.
+- the dense product shares B with the compact form; only the order of the sums differs,
+  so the two can differ by at most 2 γ_(N+J) Σ_n |δ_nj| |B_njp| (see `summation_bound`).
+
+The same `Tracked` arithmetic also finds non-differentiable points: evaluated with an
+error equal to the finite-difference step instead of rounding, an activation's declared
+kink, a tie between maxout pieces or a norm at zero that falls inside the uncertainty is
+recorded as an `Event`, and the checker reports the case as non-differentiable.
+
+This module is free of I/O, hypothesis and pytest.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.special
+from numpy.lib.mixins import NDArrayOperatorsMixin
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+FloatArray = NDArray[np.floating[Any]]
+
+#: ulps charged to a transcendental function (see the module docstring).
+TRANSCENDENTAL_ULPS = 4.0
+#: ulps charged to an IEEE-754 basic operation, which is correctly rounded.
+CORRECTLY_ROUNDED_ULPS = 0.5
+
+
+def unit_roundoff(dtype: DTypeLike) -> float:
+    """u = eps / 2, the largest relative error of one correctly rounded operation."""
+    return float(np.finfo(dtype).eps) / 2.0
+
+
+def gamma(m: float, dtype: DTypeLike) -> float:
+    """γ_m = m·u / (1 - m·u): the relative error bound of m chained roundings (Higham 3.4)."""
+    mu = m * unit_roundoff(dtype)
+    if mu >= 1.0:
+        return math.inf
+    return mu / (1.0 - mu)
+
+
+def summation_bound(delta: ArrayLike, unit_jacobian: ArrayLike) -> FloatArray:
+    """The largest difference between two evaluations of A = Σ_n diag(δ_n) B_n.
+
+    Compact and dense products multiply the same numbers and differ only in the order
+    of their sums (N over the batch, J - 1 exact zeros in each dense row), so each is
+    within γ_(N+J) Σ_n |δ_nj| |B_njp| of the exact sum, and the two within twice that.
+    """
+    delta = np.asarray(delta)
+    unit_jacobian = np.asarray(unit_jacobian)
+    n, j = delta.shape
+    magnitude = np.einsum("nj,njp->jp", np.abs(delta), np.abs(unit_jacobian), dtype=np.float64)
+    return 2.0 * gamma(n + j, unit_jacobian.dtype) * magnitude
+
+
+# ----------------------------------------------------------------------------------------
+# Events: kinks, ties and singularities met while evaluating on Tracked arrays
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """A point where the evaluated function is not differentiable within its uncertainty.
+
+    kind is "kink" (a declared kink of an activation), "tie" (two candidates of a max
+    within each other's uncertainty), "singularity" (a square root, division or logarithm
+    of a value that may be zero) or "domain" (a value outside an activation's safe domain).
+    """
+
+    kind: str
+    where: str
+    index: tuple[int, ...]
+    value: float
+    radius: float
+
+    def describe(self) -> str:
+        at = ", ".join(str(i) for i in self.index)
+        return (
+            f"{self.where} at index ({at}): value {self.value:.6g} is within "
+            f"{self.radius:.3g} of the point"
+            if self.kind != "domain"
+            else f"{self.where} at index ({at}): value {self.value:.6g}"
+        )
+
+
+_events: contextvars.ContextVar[list[Event] | None] = contextvars.ContextVar(
+    "gradcheck_events", default=None
+)
+
+
+@contextmanager
+def recording() -> Iterator[list[Event]]:
+    """Collect the events met by Tracked arithmetic inside the block."""
+    events: list[Event] = []
+    token = _events.set(events)
+    try:
+        yield events
+    finally:
+        _events.reset(token)
+
+
+def record(kind: str, where: str, mask: np.ndarray, value: ArrayLike, radius: ArrayLike) -> None:
+    """Record the first element flagged by mask (if any) as an Event."""
+    events = _events.get()
+    if events is None or not np.any(mask):
+        return
+    mask = np.asarray(mask)
+    index = tuple(int(i) for i in np.argwhere(mask)[0])
+    value_at = np.broadcast_to(np.asarray(value, dtype=np.float64), mask.shape)[index]
+    radius_at = np.broadcast_to(np.asarray(radius, dtype=np.float64), mask.shape)[index]
+    events.append(Event(kind, where, index, float(value_at), float(radius_at)))
+
+
+# ----------------------------------------------------------------------------------------
+# Tracked arrays
+# ----------------------------------------------------------------------------------------
+
+
+class Tracked(NDArrayOperatorsMixin):
+    """An array value with a first-order bound on its absolute error.
+
+    numpy functions and operators applied to a Tracked array return Tracked arrays whose
+    error follows the rules in the module docstring. Functions without a rule raise
+    TypeError rather than silently dropping the error. Comparisons return plain boolean
+    arrays. The error is kept in float64 whatever the value's dtype.
+    """
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: ArrayLike, error: ArrayLike | None = None) -> None:
+        self.value = np.asarray(value)
+        if error is None:
+            self.error = np.zeros(self.value.shape)
+        else:
+            error = np.asarray(error, dtype=np.float64)
+            if np.isnan(error).any():  # an error the model cannot bound is unbounded
+                error = np.where(np.isnan(error), np.inf, error)
+            self.error = np.broadcast_to(error, self.value.shape)
+
+    # array-like attributes ---------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.value.ndim
+
+    @property
+    def size(self) -> int:
+        return self.value.size
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.value.dtype
+
+    @property
+    def T(self) -> Tracked:  # noqa: N802 - numpy's name
+        return Tracked(self.value.T, self.error.T)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __getitem__(self, key: Any) -> Tracked:
+        return Tracked(self.value[key], self.error[key])
+
+    def reshape(self, *shape: Any) -> Tracked:
+        return Tracked(self.value.reshape(*shape), self.error.reshape(*shape))
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tracked:
+        return _sum(self, axis=axis, keepdims=keepdims)
+
+    def astype(self, dtype: DTypeLike) -> Tracked:
+        value = self.value.astype(dtype)
+        rounding = 0.0 if value.dtype == self.value.dtype else _ulps(value, CORRECTLY_ROUNDED_ULPS)
+        return Tracked(value, self.error + rounding)
+
+    def view(self, cls: type) -> Tracked:
+        # autograd's concatenate calls .view(ndarray) on numpy's result.
+        return self
+
+    def __repr__(self) -> str:
+        return f"Tracked({self.value!r}, error={self.error!r})"
+
+    # numpy protocols -----------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        out = kwargs.pop("out", None)
+        if method == "at" and ufunc is np.add and isinstance(inputs[0], Tracked):
+            return _add_at(*inputs)
+        operands = inputs + (out or ())
+        if not all(isinstance(x, _OPERANDS) for x in operands):
+            return NotImplemented  # let other array types (autograd's boxes) handle it
+        if method != "__call__":
+            return NotImplemented
+        values = [_value(x) for x in inputs]
+        with np.errstate(all="ignore"):
+            result = ufunc(*values, **kwargs)
+        if result.dtype == np.bool_ or not np.issubdtype(result.dtype, np.inexact):
+            return result  # comparisons and predicates carry no rounding error
+        rule = _UFUNC_RULES.get(ufunc)
+        if rule is None:
+            return NotImplemented
+        errors = [_error(x, result.dtype) for x in inputs]
+        with np.errstate(all="ignore"):
+            error = rule(values, errors, result)
+        if out is None:
+            return Tracked(result, error)
+        # In place (autograd accumulates gradients with x += y): write into out.
+        (target,) = out
+        if not isinstance(target, Tracked):
+            return NotImplemented
+        target.value[...] = result
+        target.error = np.array(np.broadcast_to(error, target.shape), dtype=np.float64)
+        return target
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        implementation = _FUNCTION_RULES.get(func)
+        if implementation is None:
+            return NotImplemented
+        return implementation(*args, **kwargs)
+
+
+_OPERANDS: tuple[type, ...] = (Tracked, np.ndarray, np.generic, int, float, bool, list)
+
+
+def _value(x: Any) -> Any:
+    return x.value if isinstance(x, Tracked) else np.asarray(x) if isinstance(x, list) else x
+
+
+def _error(x: Any, dtype: DTypeLike = np.float64) -> Any:
+    """The error of an operand. A Python float is exact as written, but NEP 50 rounds it
+    to the array's dtype before the operation: 0.01 * float32 works with float32(0.01)."""
+    if isinstance(x, Tracked):
+        return x.error
+    if isinstance(x, float) and np.dtype(dtype) != np.float64:
+        return abs(x - float(np.asarray(x, dtype=dtype)))
+    return 0.0
+
+
+def _abs64(x: Any) -> FloatArray:
+    return np.abs(np.asarray(x, dtype=np.float64))
+
+
+def _ulps(result: np.ndarray, ulps: float) -> FloatArray:
+    """ulps · eps · |result| + η: the error of an operation accurate to `ulps` ulps.
+
+    η, the smallest subnormal number, covers results that underflow (Higham's model
+    fl(x op y) = (x op y)(1 + δ) + η): exp(-200) is 0 in float32 but 1e-87 in float64.
+    """
+    if ulps == 0.0 or not np.issubdtype(result.dtype, np.inexact):
+        return np.zeros(np.shape(result))
+    info = np.finfo(result.dtype)
+    return ulps * float(info.eps) * _abs64(result) + float(info.smallest_subnormal)
+
+
+def _times(magnitude: Any, error: Any) -> Any:
+    """magnitude · error, where an exact quantity (error 0) contributes nothing even when
+    the other factor overflowed: 0 · inf is 0 here, not NaN."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        product = np.asarray(magnitude, dtype=np.float64) * error
+    return np.where((np.asarray(error) == 0) | (np.asarray(magnitude) == 0), 0.0, product)
+
+
+def value_of(x: Any) -> Any:
+    """The plain value of x: unwraps Tracked arrays and autograd boxes, leaves others alone.
+
+    Layers use it for quantities that cancel out of the result (the shift that keeps a
+    softmax from overflowing), so that neither autograd nor the error model sees them.
+    """
+    if isinstance(x, Tracked):
+        return x.value
+    from autograd.tracer import getval
+
+    return getval(x)
+
+
+# ---- ufunc rules: (values, errors, result) -> propagated error ----------------------------
+
+
+def _smooth(derivative: Callable[[FloatArray, FloatArray], Any], ulps: float) -> Callable[..., Any]:
+    """Rule for a differentiable unary function: |φ'(x)| e_x + ulps · eps · |φ(x)|."""
+
+    def rule(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
+        x = np.asarray(values[0], dtype=np.float64)
+        slope = np.abs(derivative(x, np.asarray(result, dtype=np.float64)))
+        return _times(slope, errors[0]) + _ulps(result, ulps)
+
+    return rule
+
+
+def _singular_at(
+    limit: float, derivative: Callable[[FloatArray, FloatArray], Any], ulps: float, name: str
+) -> Callable[..., Any]:
+    """Rule for a function whose derivative is unbounded as x approaches `limit` from above.
+
+    Where x may reach the limit within its error the point is recorded as a singularity
+    and the error is infinite; elsewhere the derivative is taken at x - e_x, its largest
+    value over the uncertainty interval.
+    """
+
+    def rule(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
+        x = np.asarray(values[0], dtype=np.float64)
+        e = np.asarray(errors[0], dtype=np.float64)
+        near = x - limit <= e
+        record("singularity", name, near, x, e)
+        slope = np.abs(derivative(np.maximum(x - e, limit), np.asarray(result, dtype=np.float64)))
+        return np.where(near, np.inf, slope * e) + _ulps(result, ulps)
+
+    return rule
+
+
+def _add_at(target: Any, indices: Any, addend: Any = 0.0) -> None:
+    """np.add.at(target, indices, addend) in place: each position's k additions of terms
+    with magnitudes m_i cost at most γ_k Σ m_i beside the terms' own errors."""
+    if not isinstance(target, Tracked):
+        raise TypeError("np.add.at needs a Tracked target to accumulate into")
+    addend = _tracked(addend)
+    hits = np.zeros(target.shape)
+    np.add.at(hits, indices, np.ones(addend.shape))
+    magnitude = _abs64(target.value)
+    np.add.at(magnitude, indices, _abs64(addend.value))
+    error = np.array(target.error, dtype=np.float64)
+    np.add.at(error, indices, np.broadcast_to(addend.error, addend.shape))
+    unit = unit_roundoff(target.dtype)
+    target.error = error + hits * unit / (1.0 - hits * unit) * magnitude
+    np.add.at(target.value, indices, addend.value)
+
+
+def _add(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
+    return errors[0] + errors[1] + _ulps(result, CORRECTLY_ROUNDED_ULPS)
+
+
+def _multiply(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
+    a, b = _abs64(values[0]), _abs64(values[1])
+    ea, eb = errors
+    return _times(b, ea) + _times(a, eb) + _times(ea, eb) + _ulps(result, CORRECTLY_ROUNDED_ULPS)
+
+
+def _divide(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
+    """x / y; where y overflowed to ±inf, its true value is at least the largest finite
+    number, so |x / y| <= (|x| + e_x) / max (autograd's tanh rule divides by cosh(x)²)."""
+    a, b = _abs64(values[0]), _abs64(values[1])
+    ea, eb = np.asarray(errors[0], np.float64), np.asarray(errors[1], np.float64)
+    near = b <= eb
+    record("singularity", "division", np.broadcast_to(near, result.shape), values[1], eb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = (ea + _times(_abs64(result), eb)) / np.where(near, 1.0, b - eb)
+    overflowed = (a + ea) / float(np.finfo(result.dtype).max)
+    spread = np.where(np.isinf(b), overflowed, spread)
+    return np.where(near & ~np.isinf(b), np.inf, spread) + _ulps(result, CORRECTLY_ROUNDED_ULPS)
+
+
+def _power(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
+    if not np.all(errors[1] == 0):
+        raise TypeError("Tracked supports x ** c only for a constant exponent c")
+    x, c = np.asarray(values[0], dtype=np.float64), np.asarray(values[1], dtype=np.float64)
+    slope = np.abs(c * x ** (c - 1.0))
+    ulps = CORRECTLY_ROUNDED_ULPS if np.all(c == 2.0) else TRANSCENDENTAL_ULPS
+    return _times(slope, errors[0]) + _ulps(result, ulps)
+
+
+def _extremum(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
+    # Which operand wins may be uncertain only at a kink, which the caller declares.
+    return np.maximum(errors[0], errors[1]) + 0.0 * _abs64(result)
+
+
+def _logaddexp(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
+    a, b = (np.asarray(v, dtype=np.float64) for v in values)
+    y = np.asarray(result, dtype=np.float64)
+    return (
+        _times(np.exp(a - y), errors[0])
+        + _times(np.exp(b - y), errors[1])
+        + _ulps(result, TRANSCENDENTAL_ULPS)
+    )
+
+
+def _matmul(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
+    a, b = (Tracked(v, e) for v, e in zip(values, errors, strict=True))
+    if a.ndim == 1 and b.ndim == 1:
+        return _einsum("i,i->", a, b).error
+    if a.ndim == 1:
+        return _einsum("...ij,...jk->...ik", a[None, :], b).error[..., 0, :]
+    if b.ndim == 1:
+        return _einsum("...ij,...jk->...ik", a, b[:, None]).error[..., 0]
+    return _einsum("...ij,...jk->...ik", a, b).error
+
+
+_TWO_OVER_ROOT_PI = 2.0 / math.sqrt(math.pi)
+
+#: ufunc -> error rule. Unary rules give |φ'(x)| as a function of (x, y = φ(x)) and the
+#: implementation's accuracy in ulps, as autograd keeps derivative rules beside functions.
+_UFUNC_RULES: dict[np.ufunc, Callable[..., Any]] = {
+    np.negative: _smooth(lambda x, y: 1.0, 0.0),
+    np.positive: _smooth(lambda x, y: 1.0, 0.0),
+    np.absolute: _smooth(lambda x, y: 1.0, 0.0),
+    np.conjugate: _smooth(lambda x, y: 1.0, 0.0),
+    np.sign: _smooth(lambda x, y: 0.0, 0.0),
+    np.square: _smooth(lambda x, y: 2.0 * x, CORRECTLY_ROUNDED_ULPS),
+    np.exp: _smooth(lambda x, y: y, TRANSCENDENTAL_ULPS),
+    np.expm1: _smooth(lambda x, y: y + 1.0, TRANSCENDENTAL_ULPS),
+    np.tanh: _smooth(lambda x, y: 1.0 - y * y, TRANSCENDENTAL_ULPS),
+    np.sinh: _smooth(lambda x, y: np.cosh(x), TRANSCENDENTAL_ULPS),
+    np.cosh: _smooth(lambda x, y: np.sinh(x), TRANSCENDENTAL_ULPS),
+    np.sin: _smooth(lambda x, y: np.cos(x), TRANSCENDENTAL_ULPS),
+    np.cos: _smooth(lambda x, y: np.sin(x), TRANSCENDENTAL_ULPS),
+    np.arctan: _smooth(lambda x, y: 1.0 / (1.0 + x * x), TRANSCENDENTAL_ULPS),
+    scipy.special.erf: _smooth(
+        lambda x, y: _TWO_OVER_ROOT_PI * np.exp(-x * x), TRANSCENDENTAL_ULPS
+    ),
+    np.sqrt: _singular_at(0.0, lambda x, y: 0.5 / np.sqrt(x), CORRECTLY_ROUNDED_ULPS, "sqrt"),
+    np.log: _singular_at(0.0, lambda x, y: 1.0 / x, TRANSCENDENTAL_ULPS, "log"),
+    np.log1p: _singular_at(-1.0, lambda x, y: 1.0 / (1.0 + x), TRANSCENDENTAL_ULPS, "log1p"),
+    np.reciprocal: _singular_at(0.0, lambda x, y: 1.0 / (x * x), CORRECTLY_ROUNDED_ULPS, "1/x"),
+    np.add: _add,
+    np.subtract: _add,
+    np.multiply: _multiply,
+    np.divide: _divide,
+    np.power: _power,
+    np.float_power: _power,
+    np.maximum: _extremum,
+    np.minimum: _extremum,
+    np.logaddexp: _logaddexp,
+    np.matmul: _matmul,
+}
+
+
+# ---- array functions ----------------------------------------------------------------------
+
+_FUNCTION_RULES: dict[Any, Callable[..., Any]] = {}
+
+
+def _implements(*functions: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(implementation: Callable[..., Any]) -> Callable[..., Any]:
+        for function in functions:
+            _FUNCTION_RULES[function] = implementation
+        return implementation
+
+    return register
+
+
+def _tracked(x: Any) -> Tracked:
+    return x if isinstance(x, Tracked) else Tracked(np.asarray(x))
+
+
+def _structural(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Rearranging elements moves values and errors alike and rounds nothing."""
+
+    def implementation(a: Any, *args: Any, **kwargs: Any) -> Tracked:
+        a = _tracked(a)
+        return Tracked(function(a.value, *args, **kwargs), function(a.error, *args, **kwargs))
+
+    return implementation
+
+
+for _function in (
+    np.reshape,
+    np.moveaxis,
+    np.swapaxes,
+    np.transpose,
+    np.expand_dims,
+    np.squeeze,
+    np.broadcast_to,
+    np.atleast_1d,
+    np.atleast_2d,
+    np.repeat,
+    np.tile,
+    np.diagonal,
+    np.real,
+    np.roll,
+    np.flip,
+    np.ravel,
+):
+    _implements(_function)(_structural(_function))
+
+
+@_implements(np.take_along_axis)
+def _take_along_axis(a: Any, indices: Any, axis: Any = None) -> Tracked:
+    a = _tracked(a)
+    return Tracked(
+        np.take_along_axis(a.value, indices, axis=axis),
+        np.take_along_axis(a.error, indices, axis=axis),
+    )
+
+
+@_implements(np.shape)
+def _shape(a: Any) -> tuple[int, ...]:
+    return tuple(np.shape(_value(a)))
+
+
+@_implements(np.ndim)
+def _ndim(a: Any) -> int:
+    return int(np.ndim(_value(a)))
+
+
+def _constant_like_of(function: Any) -> Callable[..., Any]:
+    def implementation(a: Any, *args: Any, **kwargs: Any) -> Any:
+        return function(_value(a), *args, **kwargs)  # constants are exact
+
+    return implementation
+
+
+for _constructor in (np.ones_like, np.zeros_like, np.empty_like, np.full_like):
+    _FUNCTION_RULES[_constructor] = _constant_like_of(_constructor)
+
+
+@_implements(np.concatenate)
+def _concatenate(arrays: Any, axis: int = 0, **kwargs: Any) -> Tracked:
+    tracked = [_tracked(a) for a in arrays]
+    value = np.concatenate([t.value for t in tracked], axis=axis, **kwargs)
+    error = np.concatenate([t.error for t in tracked], axis=axis)
+    return Tracked(value, error)
+
+
+@_implements(np.stack)
+def _stack(arrays: Any, axis: int = 0, **kwargs: Any) -> Tracked:
+    tracked = [_tracked(a) for a in arrays]
+    value = np.stack([t.value for t in tracked], axis=axis, **kwargs)
+    error = np.stack([t.error for t in tracked], axis=axis)
+    return Tracked(value, error)
+
+
+@_implements(np.where)
+def _where(condition: Any, x: Any, y: Any) -> Tracked:
+    condition = np.asarray(_value(condition)).astype(bool)  # autograd's where(x, x, 1)
+    x, y = _tracked(x), _tracked(y)
+    value = np.where(condition, x.value, y.value)
+    error = np.where(
+        condition, np.broadcast_to(x.error, x.shape), np.broadcast_to(y.error, y.shape)
+    )
+    return Tracked(value, np.broadcast_to(error, value.shape))
+
+
+@_implements(np.clip)
+def _clip(a: Any, a_min: Any, a_max: Any, **kwargs: Any) -> Any:
+    return np.minimum(np.maximum(a, a_min), a_max)
+
+
+@_implements(np.sum)
+def _sum(a: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False, **kwargs: Any) -> Any:
+    a = _tracked(a)
+    value = np.sum(a.value, axis=axis, dtype=dtype, keepdims=keepdims)
+    terms = a.value.size // max(np.size(value), 1)
+    magnitude = np.sum(_abs64(a.value), axis=axis, keepdims=keepdims)
+    error = (
+        np.sum(a.error, axis=axis, keepdims=keepdims)
+        + gamma(max(terms - 1, 0), np.result_type(value)) * magnitude
+    )
+    return Tracked(value, error)
+
+
+def _last_axis(a: Tracked, axis: Any) -> Tracked:
+    if axis is None:
+        return a.reshape(-1)
+    return Tracked(np.moveaxis(a.value, axis, -1), np.moveaxis(a.error, axis, -1))
+
+
+@_implements(np.argmax)
+def _argmax(a: Any, axis: Any = None, **kwargs: Any) -> Any:
+    a = _tracked(a)
+    _check_ties(_last_axis(a, axis), "max")
+    return np.argmax(a.value, axis=axis, **kwargs)
+
+
+@_implements(np.max, np.amax)
+def _max(a: Any, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Tracked:
+    a = _tracked(a)
+    moved = _last_axis(a, axis)
+    best = _check_ties(moved, "max")
+    value = np.take_along_axis(moved.value, best[..., None], axis=-1)[..., 0]
+    error = np.take_along_axis(moved.error, best[..., None], axis=-1)[..., 0]
+    if keepdims and axis is not None:
+        value, error = np.expand_dims(value, axis), np.expand_dims(error, axis)
+    return Tracked(value, error)
+
+
+def _check_ties(a: Tracked, where: str) -> np.ndarray:
+    """Record a tie when a runner-up lies within the uncertainty of the largest element."""
+    best = np.argmax(a.value, axis=-1)
+    top = np.take_along_axis(a.value, best[..., None], axis=-1).astype(np.float64)
+    top_error = np.take_along_axis(a.error, best[..., None], axis=-1)
+    gap = top - a.value.astype(np.float64)
+    radius = top_error + a.error
+    runner_up = np.ones(a.shape, dtype=bool)
+    np.put_along_axis(runner_up, best[..., None], False, axis=-1)
+    record(
+        "tie", f"{where} over {a.shape[-1]} candidates", runner_up & (gap <= radius), gap, radius
+    )
+    return best
+
+
+@_implements(np.einsum)
+def _einsum(subscripts: str, *operands: Any, **kwargs: Any) -> Tracked:
+    """Contraction: the first-order error of each operand plus γ_m of the magnitude,
+    m = (number of summed terms) + (number of operands - 1) multiplications."""
+    kwargs.pop("optimize", None)
+    if "->" not in subscripts:
+        raise TypeError("Tracked einsum needs explicit output subscripts ('...->...')")
+    tracked = [_tracked(x) for x in operands]
+    inputs, output = subscripts.replace(" ", "").split("->")
+    sizes: dict[str, int] = {}
+    for letters, t in zip(inputs.split(","), tracked, strict=True):
+        letters = letters.replace("...", "")
+        for letter, size in zip(letters, t.shape[t.ndim - len(letters) :], strict=True):
+            sizes[letter] = max(sizes.get(letter, 1), size)
+    summed = [letter for letter in sizes if letter not in output]
+    terms = math.prod(sizes[letter] for letter in summed)
+    value = np.einsum(subscripts, *(t.value for t in tracked), **kwargs)
+    magnitudes = [_abs64(t.value) for t in tracked]
+    error = gamma(terms + len(tracked) - 1, value.dtype) * np.einsum(subscripts, *magnitudes)
+    error = error + terms * len(tracked) * float(np.finfo(value.dtype).smallest_subnormal)
+    for k, t in enumerate(tracked):
+        if np.any(t.error):
+            factors = magnitudes[:k] + [t.error] + magnitudes[k + 1 :]
+            error = error + np.einsum(subscripts, *factors)
+    return Tracked(value, error)
+
+
+def track(x: ArrayLike, radius: ArrayLike = 0.0) -> Tracked:
+    """Wrap an input: its value is exact unless a radius of uncertainty is given."""
+    value = np.asarray(x)
+    return Tracked(value, np.broadcast_to(np.asarray(radius, dtype=np.float64), value.shape))
+
+
+@_implements(np.result_type)
+def _result_type(*arrays_and_dtypes: Any) -> np.dtype[Any]:
+    return np.result_type(*(_value(a) for a in arrays_and_dtypes))
+
+
+@_implements(np.iscomplexobj)
+def _iscomplexobj(x: Any) -> bool:
+    return bool(np.iscomplexobj(_value(x)))
