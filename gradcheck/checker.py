@@ -208,34 +208,54 @@ def _compare(
     bound: ArrayLike,
     seconds: float,
     entry_names: tuple[str, ...] | None = None,
-) -> Comparison:
+) -> list[Comparison]:
+    """Hold stacked hand-written gradients (K, ...) against references: one Comparison per case."""
     hand = np.asarray(hand_written, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)
     limit = np.broadcast_to(np.asarray(bound, dtype=np.float64), hand.shape)
+    count = hand.shape[0]
     with np.errstate(all="ignore"):
         error = np.abs(hand - ref)
         ratio = np.where(limit > 0, error / limit, np.where(error == 0, 0.0, np.inf))
     ratio = np.where(np.isnan(ratio), np.inf, ratio)  # a NaN on either side never passes
-    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-    scale = float(np.nanmax(np.abs(ref))) if np.isfinite(ref).any() else np.nan
-    max_error = float(np.nanmax(error)) if not np.isnan(error).all() else np.nan
-    relative = max_error / scale if scale > 0 else (0.0 if max_error == 0 else np.inf)
+    flat = ratio.reshape(count, -1)
+    worst = np.argmax(flat, axis=1)
+    cases = np.arange(count)
+    entries = np.unravel_index(worst, hand.shape[1:])
+
+    def at(values: np.ndarray) -> np.ndarray:
+        return values.reshape(count, -1)[cases, worst]
+
+    with np.errstate(all="ignore"):
+        finite_error = np.where(np.isnan(error), -np.inf, error).reshape(count, -1)
+        all_nan = np.isnan(error).reshape(count, -1).all(axis=1)
+        max_error = np.where(all_nan, np.nan, finite_error.max(axis=1))
+        scale = np.nanmax(
+            np.where(np.isfinite(ref), np.abs(ref), np.nan).reshape(count, -1), axis=1
+        )
+        relative = np.where(scale > 0, max_error / scale, np.where(max_error == 0, 0.0, np.inf))
+    unbounded = np.isinf(limit).reshape(count, -1).sum(axis=1)
     names = entry_names or _ENTRY_NAMES[target]
-    return Comparison(
-        oracle=oracle,
-        target=target,
-        method=method,
-        max_abs_error=max_error,
-        max_rel_error=float(relative),
-        worst_ratio=float(ratio[worst]),
-        worst_entry={name: int(i) for name, i in zip(names, worst, strict=True)},
-        worst_error=float(error[worst]),
-        worst_bound=float(limit[worst]),
-        hand_written=float(hand[worst]),
-        reference=float(ref[worst]),
-        seconds=seconds,
-        unbounded_entries=int(np.isinf(limit).sum()),
-    )
+    worst_ratio, worst_error, worst_bound = at(ratio), at(error), at(limit)
+    hand_at, ref_at = at(hand), at(ref)
+    return [
+        Comparison(
+            oracle=oracle,
+            target=target,
+            method=method,
+            max_abs_error=float(max_error[k]),
+            max_rel_error=float(relative[k]),
+            worst_ratio=float(worst_ratio[k]),
+            worst_entry={name: int(index[k]) for name, index in zip(names, entries, strict=True)},
+            worst_error=float(worst_error[k]),
+            worst_bound=float(worst_bound[k]),
+            hand_written=float(hand_at[k]),
+            reference=float(ref_at[k]),
+            seconds=seconds / count,
+            unbounded_entries=int(unbounded[k]),
+        )
+        for k in range(count)
+    ]
 
 
 class _Clock:
@@ -254,6 +274,23 @@ class _Clock:
 
 # ---- the check ------------------------------------------------------------------------------
 
+#: Cases of one layer type, activation, dtype and shape are checked this many at a time.
+BATCH_SIZE = 64
+_LAYOUTS = ("auto", "full", "columns", "probes")
+
+
+def _check_options(oracles: Sequence[str], finite_differences: str, probes: int) -> None:
+    for name in oracles:
+        if name not in ORACLES:
+            raise UnknownNameError("oracle", name, list(ORACLES))
+    if finite_differences not in _LAYOUTS:
+        raise GradcheckError(
+            "finite_differences must be 'auto', 'full', 'columns' or 'probes', "
+            f"got {finite_differences!r}"
+        )
+    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+        raise GradcheckError(f"probes must be a positive integer, got {probes!r}")
+
 
 def check(
     case: Case,
@@ -270,74 +307,87 @@ def check(
     Unknown names raise `UnknownNameError`; everything wrong with the case itself comes
     back as an invalid-input verdict whose message names the array and the problem.
     """
-    started = time.perf_counter()
-    layer = resolve_layer_type(case.layer_type)
-    phi = identity_if_unused(layer, resolve_activation(case.activation))
-    for name in oracles:
-        if name not in ORACLES:
-            raise UnknownNameError("oracle", name, list(ORACLES))
-    if finite_differences not in ("auto", "full", "columns", "probes"):
-        raise GradcheckError(
-            "finite_differences must be 'auto', 'full', 'columns' or 'probes', "
-            f"got {finite_differences!r}"
-        )
-    if not isinstance(probes, int) or probes < 1:
-        raise GradcheckError(f"probes must be a positive integer, got {probes!r}")
-    try:
-        z, theta, delta = _validated(case, layer)
-    except _CaseError as problem:
-        return CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", None)
-    summary = CaseSummary(
-        layer.name, phi.label, z.dtype.name, z.shape[1], theta.shape[0], z.shape[0], theta.shape[1]
-    )
-    run = _Run(layer, phi, z, theta, delta, summary)
-    try:
-        result = run.check(oracles, finite_differences, probes)
-    except _CaseError as problem:
-        result = CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", summary)
-    seconds = dict(result.seconds)
-    seconds.update(run.clock.seconds)
-    seconds["total"] = time.perf_counter() - started
-    return CheckResult(
-        result.verdict,
-        result.message,
-        result.case,
-        result.comparisons,
-        result.off_diagonal_mass,
-        result.rank_one,
-        seconds,
-    )
+    return check_many(
+        [case], oracles=oracles, finite_differences=finite_differences, probes=probes
+    )[0]
 
 
-class _Run:
-    """The state of one check: the case in the working dtype and in float64."""
+def check_many(
+    cases: Sequence[Case],
+    *,
+    oracles: Sequence[str] = ORACLES,
+    finite_differences: str = "auto",
+    probes: int = 16,
+) -> list[CheckResult]:
+    """Check many cases, in order; the same as `check` on each, but cases that share a
+    layer type, activation, dtype and shape are stacked and checked in one vectorised pass."""
+    _check_options(oracles, finite_differences, probes)
+    results: list[CheckResult | None] = [None] * len(cases)
+    groups: dict[tuple[Any, ...], list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for index, case in enumerate(cases):
+        layer = resolve_layer_type(case.layer_type)
+        phi = identity_if_unused(layer, resolve_activation(case.activation))
+        try:
+            z, theta, delta = _validated(case, layer)
+        except _CaseError as problem:
+            results[index] = CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", None)
+            continue
+        key = (layer, phi, z.dtype, z.shape, theta.shape)
+        groups.setdefault(key, []).append((index, z, theta, delta))
+    for (layer, phi, *_), members in groups.items():
+        for start in range(0, len(members), BATCH_SIZE):
+            chunk = members[start : start + BATCH_SIZE]
+            stacked = (np.stack([member[k] for member in chunk]) for k in (1, 2, 3))
+            batch = _Batch(layer, phi, *stacked)
+            for (index, *_), result in zip(
+                chunk, batch.check(oracles, finite_differences, probes), strict=True
+            ):
+                results[index] = result
+    return [result for result in results if result is not None]
+
+
+class _Batch:
+    """K stacked cases of one layer type, activation, dtype and shape, and what is known of
+    each: a reason it cannot be checked, and its comparisons."""
 
     def __init__(
-        self,
-        layer: LayerType,
-        phi: Activation,
-        z: np.ndarray,
-        theta: np.ndarray,
-        delta: np.ndarray,
-        summary: CaseSummary,
+        self, layer: LayerType, phi: Activation, z: np.ndarray, theta: np.ndarray, delta: np.ndarray
     ) -> None:
-        self.layer, self.phi, self.summary = layer, phi, summary
+        self.layer, self.phi = layer, phi
         self.z, self.theta, self.delta = z, theta, delta
         self.z64, self.theta64, self.delta64 = (a.astype(np.float64) for a in (z, theta, delta))
+        self.count, batch, inputs = z.shape
+        units, parameters = theta.shape[1:]
+        self.summary = CaseSummary(
+            layer.name, phi.label, z.dtype.name, inputs, units, batch, parameters
+        )
         self.clock = _Clock()
-        self.comparisons: list[Comparison] = []
+        self.comparisons: list[list[Comparison]] = [[] for _ in range(self.count)]
+        self.invalid: list[str | None] = [None] * self.count
+        self.non_differentiable: list[str | None] = [None] * self.count
+        self.mass: np.ndarray | None = None
+        self.rank_one = "not applicable"
 
     def forward(self, z: Any, theta: Any) -> Any:
         return self.layer.forward(z, theta, self.phi)
 
-    def result(self, verdict: Verdict, message: str, **extra: Any) -> CheckResult:
-        return CheckResult(verdict, message, self.summary, tuple(self.comparisons), **extra)
+    def add(self, comparisons: list[Comparison], cases: Any = None) -> None:
+        for k, comparison in enumerate(comparisons):
+            if cases is None or cases[k]:
+                self.comparisons[k].append(comparison)
+
+    def mark(
+        self, reasons: list[str | None], flags: np.ndarray, describe: Callable[[int], str]
+    ) -> None:
+        for k in np.flatnonzero(flags):
+            if reasons[k] is None:
+                reasons[k] = describe(int(k))
 
     # -- stages ----------------------------------------------------------------------------
 
-    def reference_forward(self) -> tuple[np.ndarray, list[tolerance.Event]]:
-        """The float64 forward with its rounding bound, and the events met within the
-        finite-difference step (kinks, ties, singularities, domain exits)."""
+    def reference_forward(self) -> np.ndarray:
+        """The float64 forward's rounding bound; marks cases whose forward is not finite,
+        or that meet a kink, tie or singularity within the finite-difference step."""
         with tolerance.recording():
             rounded = self.forward(tolerance.track(self.z64), tolerance.track(self.theta64))
         with tolerance.recording() as events:
@@ -347,37 +397,55 @@ class _Run:
             )
         outputs = np.asarray(rounded.value)
         bad = ~np.isfinite(outputs)
-        if bad.any():
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise _CaseError(
-                f"the forward of {self.layer.name} is {outputs[index]} at output {index} "
+
+        def not_finite(k: int) -> str:
+            index = tuple(int(i) for i in np.argwhere(bad[k])[0])
+            return (
+                f"the forward of {self.layer.name} is {outputs[k][index]} at output {index} "
                 "for these inputs (outside the layer's domain)"
             )
-        return np.asarray(rounded.error), events
 
-    def hand_written(
-        self,
-    ) -> tuple[tolerance.Tracked, tolerance.Tracked, np.ndarray, list[tolerance.Event]]:
-        """B, A = δ ⊙ B and δ_in in the working dtype, with their running error bounds."""
-        n, i = self.z.shape
-        j, p = self.theta.shape
+        self.mark(self.invalid, bad.reshape(self.count, -1).any(axis=1), not_finite)
+        self.mark_events(events)
+        return np.asarray(rounded.error)
+
+    def mark_events(self, events: list[tolerance.Event]) -> None:
+        """Cases outside an activation's domain are invalid; cases at a kink, tie or
+        singularity are non-differentiable."""
+        for event in events:
+            if event.kind == "domain":
+                reasons = self.invalid
+                prefix, suffix = "the pre-activation leaves the activation's domain: ", ""
+            else:
+                reasons = self.non_differentiable
+                prefix = "non-differentiable: "
+                suffix = "; the gradient is not defined within the finite-difference step"
+            for k in np.flatnonzero(event.cases(self.count)):
+                if reasons[k] is None:
+                    reasons[k] = prefix + event.describe(int(k), self.count) + suffix
+
+    def hand_written(self) -> tuple[tolerance.Tracked, tolerance.Tracked, np.ndarray]:
+        """A = δ ⊙ B and δ_in in the working dtype with their running error bounds, and B."""
+        count, n, i = self.z.shape
+        j, p = self.theta.shape[1:]
         z, theta, delta = (tolerance.track(a) for a in (self.z, self.theta, self.delta))
         layer, phi = self.layer, self.phi
         compaction = layer.parameter_gradient or compact.compact_gradient
         with tolerance.recording() as events:
-            unit_jacobian = self._call(
-                "unit_jacobian", lambda: layer.unit_jacobian(z, theta, phi), (n, j, p)
+            unit_jacobian = self.call(
+                "unit_jacobian", lambda: layer.unit_jacobian(z, theta, phi), (count, n, j, p)
             )
-            input_jacobian = self._call(
-                "input_jacobian", lambda: layer.input_jacobian(z, theta, phi), (n, j, i)
+            input_jacobian = self.call(
+                "input_jacobian", lambda: layer.input_jacobian(z, theta, phi), (count, n, j, i)
             )
-            gradient = self._call(
-                "parameter_gradient", lambda: compaction(delta, unit_jacobian), (j, p)
+            gradient = self.call(
+                "parameter_gradient", lambda: compaction(delta, unit_jacobian), (count, j, p)
             )
             inputs_gradient = compact.input_gradient(delta, input_jacobian)
-        return gradient, inputs_gradient, np.asarray(unit_jacobian.value), events
+        self.mark_events(events)
+        return gradient, inputs_gradient, np.asarray(unit_jacobian.value)
 
-    def _call(
+    def call(
         self, what: str, function: Callable[[], Any], shape: tuple[int, ...]
     ) -> tolerance.Tracked:
         """Run hand-written code; what it raises or returns misshapen makes the case invalid."""
@@ -391,33 +459,24 @@ class _Run:
         result = result if isinstance(result, tolerance.Tracked) else tolerance.track(result)
         if result.shape != shape:
             raise _CaseError(
-                f"{self.layer.name}.{what} returned shape {result.shape}, expected {shape}"
+                f"{self.layer.name}.{what} returned shape {result.shape[1:]}, expected {shape[1:]}"
             )
         return result
 
-    def check(self, chosen: Sequence[str], layout: str, probes: int) -> CheckResult:
-        forward_error, step_events = self.clock.run("forward", self.reference_forward)
-        domain = [e for e in step_events if e.kind == "domain"]
-        if domain:
-            raise _CaseError(
-                f"the pre-activation leaves the activation's domain: {domain[0].describe()}"
+    def check(self, chosen: Sequence[str], layout: str, probes: int) -> list[CheckResult]:
+        try:
+            forward_error = self.clock.run("forward", self.reference_forward)
+            gradient, inputs_gradient, unit_jacobian = self.clock.run(
+                "hand-written", self.hand_written
             )
-        gradient, inputs_gradient, unit_jacobian, rounding_events = self.clock.run(
-            "hand-written", self.hand_written
-        )
-        events = step_events + rounding_events
-        if events:
-            return self.result(
-                Verdict.NON_DIFFERENTIABLE,
-                f"non-differentiable: {events[0].describe()}; the gradient is not defined "
-                "within the finite-difference step",
-            )
-        rank_one = "not applicable"
-        mass = None
+        except _CaseError as problem:
+            return [
+                CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", self.summary)
+            ] * self.count
         if "dense" in chosen:
-            rank_one = self.clock.run("dense", lambda: self.dense(gradient, unit_jacobian))
+            self.clock.run("dense", lambda: self.dense(gradient, unit_jacobian))
         if "autograd" in chosen:
-            mass = self.clock.run("autograd", lambda: self.autograd(gradient, inputs_gradient))
+            self.clock.run("autograd", lambda: self.autograd(gradient, inputs_gradient))
         if "finite-differences" in chosen:
             self.clock.run(
                 "finite-differences",
@@ -425,52 +484,62 @@ class _Run:
                     gradient, inputs_gradient, forward_error, layout, probes
                 ),
             )
-        return self.verdict(mass, rank_one)
+        seconds = {stage: elapsed / self.count for stage, elapsed in self.clock.seconds.items()}
+        seconds["total"] = sum(seconds.values())
+        return [self.verdict(k, seconds) for k in range(self.count)]
 
-    def dense(self, gradient: tolerance.Tracked, unit_jacobian: np.ndarray) -> str:
+    def dense(self, gradient: tolerance.Tracked, unit_jacobian: np.ndarray) -> None:
         start = time.perf_counter()
         product, method = compact.dense_gradient(self.delta, unit_jacobian)
-        self.comparisons.append(
+        bound = tolerance.summation_bound(self.delta, unit_jacobian)
+        self.add(
             _compare(
                 "dense",
                 "parameters",
                 method,
                 gradient.value,
                 product,
-                tolerance.summation_bound(self.delta, unit_jacobian),
+                bound,
                 time.perf_counter() - start,
             )
         )
         if self.layer.rank_one is None:
-            return "not applicable"
+            return
         start = time.perf_counter()
         u, v = self.layer.rank_one(self.z, self.theta, self.phi)
         outer = compact.rank_one_gradient(self.delta, u, v)
-        magnitude = np.einsum("nj,np->jp", np.abs(self.delta * u).astype(np.float64), np.abs(v))
-        bound = 2.0 * tolerance.gamma(self.delta.shape[0] + 2, self.z.dtype) * magnitude
-        comparison = _compare(
-            "dense",
-            "parameters",
-            "rank-one outer product",
-            gradient.value,
-            outer,
-            bound,
-            time.perf_counter() - start,
+        magnitude = np.einsum(
+            "...nj,...np->...jp", np.abs(self.delta * u).astype(np.float64), np.abs(v)
         )
-        self.comparisons.append(comparison)
-        return "holds" if comparison.passed else "fails"
+        bound = 2.0 * tolerance.gamma(self.delta.shape[-2] + 2, self.z.dtype) * magnitude
+        self.add(
+            _compare(
+                "dense",
+                "parameters",
+                "rank-one outer product",
+                gradient.value,
+                outer,
+                bound,
+                time.perf_counter() - start,
+            )
+        )
+        self.rank_one = "holds"
 
-    def autograd(self, gradient: tolerance.Tracked, inputs_gradient: tolerance.Tracked) -> float:
+    def autograd(self, gradient: tolerance.Tracked, inputs_gradient: tolerance.Tracked) -> None:
         start = time.perf_counter()
-        d_theta, d_z = oracles.autograd_gradients(
-            self.forward, self.z64, self.theta64, self.delta64
+        units = self.theta.shape[1]
+        sample = None
+        if units > COUPLING_UNITS_BUDGET:
+            sample = np.linspace(0, units - 1, COUPLING_UNITS_BUDGET).astype(int)
+        d_theta, d_z, contributions = oracles.autograd_gradients(
+            self.forward, self.z64, self.theta64, self.delta64, units=sample
         )
         seconds = time.perf_counter() - start
         for hand, reference, target in (
             (gradient, d_theta, "parameters"),
             (inputs_gradient, d_z, "inputs"),
         ):
-            self.comparisons.append(
+            self.add(
                 _compare(
                     "autograd",
                     target,
@@ -481,31 +550,24 @@ class _Run:
                     seconds,
                 )
             )
-        start = time.perf_counter()
-        units = self.theta.shape[0]
-        sample = None
-        if units > COUPLING_UNITS_BUDGET:
-            sample = np.linspace(0, units - 1, COUPLING_UNITS_BUDGET).astype(int)
-        contributions = oracles.unit_contributions(
-            self.forward, self.z64, self.theta64, self.delta64, units=sample
-        )
-        mass = oracles.off_diagonal_mass(contributions.value, sample)
-        if self.layer.coupled or mass > 0.0:
+        self.mass = oracles.off_diagonal_mass(contributions.value, sample)
+        coupled = self.layer.coupled | (self.mass > 0.0)
+        if coupled.any():
             # The diagonal blocks are what B claims to be, coupled or not.
-            chosen = np.arange(units) if sample is None else sample
-            rows = np.arange(len(chosen))
-            self.comparisons.append(
+            rows = np.arange(units if sample is None else len(sample))
+            chosen = rows if sample is None else sample
+            self.add(
                 _compare(
                     "autograd",
                     "parameters",
                     "diagonal blocks",
-                    gradient.value[chosen],
-                    contributions.value[rows, chosen],
-                    gradient.error[chosen] + contributions.error[rows, chosen],
-                    time.perf_counter() - start,
-                )
+                    gradient.value[:, chosen],
+                    contributions.value[:, rows, chosen],
+                    gradient.error[:, chosen] + contributions.error[:, rows, chosen],
+                    0.0,
+                ),
+                cases=np.broadcast_to(coupled, (self.count,)),
             )
-        return mass
 
     def finite_differences(
         self,
@@ -517,19 +579,17 @@ class _Run:
     ) -> None:
         arguments = (self.forward, self.z64, self.theta64, self.delta64, forward_error)
         start = time.perf_counter()
+        per_case = self.theta[0].size
         parameter_layout = layout
-        if layout == "auto":
-            small = self.theta.size <= FULL_DIFFERENCES_BUDGET
-            if self.layer.coupled:
-                small = self.theta.size <= COUPLED_DIFFERENCES_BUDGET
-                parameter_layout = "full" if small else "probes"
-            else:
-                parameter_layout = "full" if small else "columns"
+        if layout == "auto" and self.layer.coupled:
+            parameter_layout = "full" if per_case <= COUPLED_DIFFERENCES_BUDGET else "probes"
+        elif layout == "auto":
+            parameter_layout = "full" if per_case <= FULL_DIFFERENCES_BUDGET else "columns"
         if parameter_layout == "probes":
             reference, directions = oracles.probe_differences(*arguments, probes=probes)
-            projected = np.einsum("kjp,jp->k", directions, gradient.value.astype(np.float64))
-            bound = np.einsum("kjp,jp->k", np.abs(directions), gradient.error) + reference.error
-            self.comparisons.append(
+            projected = np.einsum("kqjp,kjp->kq", directions, gradient.value.astype(np.float64))
+            bound = np.einsum("kqjp,kjp->kq", np.abs(directions), gradient.error) + reference.error
+            self.add(
                 _compare(
                     "finite-differences",
                     "parameters",
@@ -543,7 +603,7 @@ class _Run:
             )
         else:
             reference = oracles.parameter_differences(*arguments, layout=parameter_layout)
-            self.comparisons.append(
+            self.add(
                 _compare(
                     "finite-differences",
                     "parameters",
@@ -558,10 +618,10 @@ class _Run:
         input_layout = (
             layout
             if layout in ("full", "columns")
-            else ("full" if self.z.size <= FULL_DIFFERENCES_BUDGET else "columns")
+            else ("full" if self.z[0].size <= FULL_DIFFERENCES_BUDGET else "columns")
         )
         reference = oracles.input_differences(*arguments, layout=input_layout)
-        self.comparisons.append(
+        self.add(
             _compare(
                 "finite-differences",
                 "inputs",
@@ -573,26 +633,49 @@ class _Run:
             )
         )
 
-    def verdict(self, mass: float | None, rank_one: str) -> CheckResult:
-        extra = {"off_diagonal_mass": mass, "rank_one": rank_one}
+    def verdict(self, k: int, seconds: Mapping[str, float]) -> CheckResult:
+        comparisons = tuple(self.comparisons[k])
+        mass = None if self.mass is None else float(self.mass[k])
+        rank_one = self.rank_one
+        if rank_one == "holds" and any(
+            c.method == "rank-one outer product" and not c.passed for c in comparisons
+        ):
+            rank_one = "fails"
+
+        def result(verdict: Verdict, message: str) -> CheckResult:
+            return CheckResult(verdict, message, self.summary, comparisons, mass, rank_one, seconds)
+
+        if self.invalid[k] is not None:
+            return CheckResult(
+                Verdict.INVALID_INPUT,
+                f"invalid input: {self.invalid[k]}",
+                self.summary,
+                seconds=seconds,
+            )
+        if self.non_differentiable[k] is not None:
+            return CheckResult(
+                Verdict.NON_DIFFERENTIABLE,
+                str(self.non_differentiable[k]),
+                self.summary,
+                seconds=seconds,
+            )
         # Formula 1 holds for every layer, so its failures come first, coupled or not.
         failures = sorted(
-            (c for c in self.comparisons if not c.passed),
+            (c for c in comparisons if not c.passed),
             key=lambda c: (c.target != "inputs", -c.worst_ratio),
         )
         coupled = self.layer.coupled or (mass is not None and mass > 0.0)
         if failures and (failures[0].target == "inputs" or not coupled):
-            return self.result(Verdict.MISMATCH, _mismatch_message(failures[0]), **extra)
+            return result(Verdict.MISMATCH, _mismatch_message(failures[0]))
         if coupled:
             share = "" if mass is None else f"; {mass:.1%} of the gradient's mass crosses units"
-            return self.result(
+            return result(
                 Verdict.COUPLED,
                 f"coupled: {self.layer.name} breaks the block-diagonal precondition (output j "
                 f"depends on other units' parameters){share}, so the compact form A = δ ⊙ B "
                 "is not the parameter gradient",
-                **extra,
             )
-        closest = max(self.comparisons, key=lambda c: c.worst_ratio, default=None)
+        closest = max(comparisons, key=lambda c: c.worst_ratio, default=None)
         detail = ""
         if closest is not None:
             symbol = "z" if closest.target == "inputs" else "θ"
@@ -600,8 +683,7 @@ class _Run:
                 f" (closest: {closest.oracle} on ∂E/∂{symbol} at "
                 f"{closest.worst_ratio:.2g} of its bound)"
             )
-        message = f"pass: {len(self.comparisons)} comparisons agree{detail}"
-        return self.result(Verdict.PASS, message, **extra)
+        return result(Verdict.PASS, f"pass: {len(comparisons)} comparisons agree{detail}")
 
 
 def _mismatch_message(comparison: Comparison) -> str:

@@ -59,7 +59,7 @@ def _run(examples: int, seed: int) -> int:
                     result = check(case)
                     counts[str(result.verdict)] += 1
                     if result.verdict is Verdict.MISMATCH:
-                        print(f"{layer.name} / {result.case.activation}: {result.message}")
+                        print(f"{layer.name} / {case.activation}: {result.message}")
     print(", ".join(f"{count} {verdict}" for verdict, count in sorted(counts.items())))
     if not counts:
         return NOTHING_CHECKED

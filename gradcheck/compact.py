@@ -13,7 +13,8 @@ B_n = u_n v_nᵀ, this collapses to the outer products of the seed's special cas
 
 Formula 1, the input gradient, is the plain product δ_in,n = δ_n · ∂f/∂z_n.
 
-Everything here works on numpy arrays and on `Tracked` arrays alike.
+Everything here works on numpy arrays and on `Tracked` arrays alike, and broadcasts over
+leading axes (a stack of cases).
 """
 
 from __future__ import annotations
@@ -28,50 +29,53 @@ EXPLICIT_DENSE_BUDGET = 1 << 20
 
 def compact_gradient(delta: Any, unit_jacobian: Any) -> Any:
     """A = Σ_n diag(δ_n) B_n:  A_jp = Σ_n δ_nj B_njp  (J × P)."""
-    return np.einsum("nj,njp->jp", delta, unit_jacobian)
+    return np.einsum("...nj,...njp->...jp", delta, unit_jacobian)
 
 
 def rank_one_gradient(delta: Any, u: Any, v: Any) -> Any:
     """A = Σ_n (δ_n ⊙ u_n) v_nᵀ for B_n = u_n v_nᵀ:  A_jp = Σ_n δ_nj u_nj v_np."""
-    return np.einsum("nj,np->jp", delta * u, v)
+    return np.einsum("...nj,...np->...jp", delta * u, v)
 
 
 def input_gradient(delta: Any, input_jacobian: Any) -> Any:
     """Formula 1: δ_in,ni = Σ_j δ_nj ∂f_nj/∂z_ni  (N × I)."""
-    return np.einsum("nj,nji->ni", delta, input_jacobian)
+    return np.einsum("...nj,...nji->...ni", delta, input_jacobian)
 
 
 def block_diagonal(unit_jacobian: np.ndarray) -> np.ndarray:
-    """∂f/∂θ as the explicit J × JP block-diagonal matrix, one per example: N × J × JP.
+    """∂f/∂θ as the explicit J × JP block-diagonal matrix, one per example: (..., N, J, JP).
 
     Row j holds B_nj in columns j·P ... j·P + P - 1 and zeros elsewhere.
     """
-    n, j, p = unit_jacobian.shape
-    dense = np.zeros((n, j, j, p), dtype=unit_jacobian.dtype)
+    *lead, j, p = unit_jacobian.shape
+    dense = np.zeros((*lead, j, j, p), dtype=unit_jacobian.dtype)
     units = np.arange(j)
-    dense[:, units, units, :] = unit_jacobian
-    return dense.reshape(n, j, j * p)
+    dense[..., units, units, :] = unit_jacobian
+    return dense.reshape(*lead, j, j * p)
 
 
 def dense_gradient(
     delta: np.ndarray, unit_jacobian: np.ndarray, *, budget: int = EXPLICIT_DENSE_BUDGET
 ) -> tuple[np.ndarray, str]:
-    """∂E/∂θ = Σ_n δ_n · blockdiag(B_n), reshaped to J × P, and how it was formed.
+    """∂E/∂θ = Σ_n δ_n · blockdiag(B_n), reshaped to (..., J, P), and how it was formed.
 
-    Explicit matrices while N·J·J·P stays within budget; above it, one sparse (NJ × JP)
-    matrix with the NJP nonzeros, so memory stays O(NJP) and the J × JP matrix is never
-    materialised.
+    Explicit matrices while they hold at most `budget` entries in all; above it, for each
+    case one sparse (NJ × JP) matrix with the NJP nonzeros, so memory stays O(NJP) and
+    the J × JP matrix is never materialised.
     """
-    n, j, p = unit_jacobian.shape
-    if n * j * j * p <= budget:
-        product = np.einsum("nj,njk->k", delta, block_diagonal(unit_jacobian))
-        return product.reshape(j, p), "explicit"
+    *lead, n, j, p = unit_jacobian.shape
+    if unit_jacobian.size * j <= budget:
+        product = np.einsum("...nj,...njk->...k", delta, block_diagonal(unit_jacobian))
+        return product.reshape(*lead, j, p), "explicit"
     import scipy.sparse
 
     rows = np.repeat(np.arange(n * j), p)
-    columns = (np.arange(j)[None, :, None] * p + np.arange(p)[None, None, :]).repeat(n, axis=0)
-    matrix = scipy.sparse.csr_matrix(
-        (unit_jacobian.ravel(), (rows, columns.ravel())), shape=(n * j, j * p)
-    )
-    product = matrix.T @ delta.ravel()
-    return np.asarray(product, dtype=unit_jacobian.dtype).reshape(j, p), "sparse"
+    columns = np.tile(np.arange(j * p), n)
+    flat_jacobian = unit_jacobian.reshape(-1, n * j * p)
+    flat_delta = delta.reshape(-1, n * j)
+    products = []
+    for values, weights in zip(flat_jacobian, flat_delta, strict=True):
+        matrix = scipy.sparse.csr_matrix((values, (rows, columns)), shape=(n * j, j * p))
+        products.append(matrix.T @ weights)
+    product = np.asarray(products, dtype=unit_jacobian.dtype)
+    return product.reshape(*lead, j, p), "sparse"

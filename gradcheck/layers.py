@@ -13,9 +13,11 @@ row j = θʲ the parameters of output unit j. Each row of `LAYER_TYPES` gives
 - whether the layer is coupled: output j then depends on θⁱ for some i ≠ j, and the
   compact gradient A = δ ⊙ B is not the gradient.
 
-The hand-written functions are plain numpy on the inputs they get. They also run on
-`Tracked` arrays, which is how the error model bounds their rounding; write them with the
-operations `gradcheck.tolerance` has rules for. Adding a layer type is adding a row.
+The hand-written functions are plain numpy on the inputs they get, and broadcast over
+leading axes as the forward does (the checker stacks many cases of one shape and checks
+them in one pass). They also run on `Tracked` arrays, which is how the error model bounds
+their rounding; write them with the operations `gradcheck.tolerance` has rules for.
+Adding a layer type is adding a row.
 """
 
 from __future__ import annotations
@@ -110,11 +112,11 @@ def _dense_forward(z: Any, theta: Any, phi: Activation) -> Any:
 
 def _dense_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     slope, inputs = _dense_rank_one(z, theta, phi)
-    return slope[:, :, None] * inputs[:, None, :]
+    return slope[..., :, :, None] * inputs[..., :, None, :]
 
 
 def _dense_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
-    return phi.derivative(_affine(z, theta))[:, :, None] * theta[None, :, :-1]
+    return phi.derivative(_affine(z, theta))[..., :, :, None] * theta[..., None, :, :-1]
 
 
 def _dense_rank_one(z: Any, theta: Any, phi: Activation) -> tuple[Any, Any]:
@@ -131,16 +133,17 @@ def _linear_forward(z: Any, theta: Any, phi: Activation) -> Any:
 
 def _linear_rank_one(z: Any, theta: Any, phi: Activation) -> tuple[Any, Any]:
     """Every row of B_n is the same vector [z_n, 1]: u = 1."""
-    return np.ones(z.shape[:-1] + theta.shape[:1], dtype=z.dtype), _augmented(z)
+    units = theta.shape[-2]
+    return np.ones(z.shape[:-1] + (units,), dtype=z.dtype), _augmented(z)
 
 
 def _linear_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     ones, inputs = _linear_rank_one(z, theta, phi)
-    return ones[:, :, None] * inputs[:, None, :]
+    return ones[..., :, :, None] * inputs[..., :, None, :]
 
 
 def _linear_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
-    return np.ones(z.shape[:1] + (1, 1), dtype=z.dtype) * theta[None, :, :-1]
+    return np.ones(z.shape[:-1] + (1, 1), dtype=z.dtype) * theta[..., None, :, :-1]
 
 
 # ---- rbf: f_j = exp(-γ_j ‖z - cʲ‖²), θʲ = (cʲ, γ_j) ------------------------------------------
@@ -160,14 +163,14 @@ def _rbf_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     """∂f/∂cʲ = 2γ f (z - cʲ), ∂f/∂γ = -‖z - cʲ‖² f."""
     difference, squared_distance, width = _rbf_parts(z, theta)
     f = np.exp(-width * squared_distance)
-    centre = (2.0 * width * f)[:, :, None] * difference
-    return np.concatenate([centre, (-squared_distance * f)[:, :, None]], axis=-1)
+    centre = (2.0 * width * f)[..., None] * difference
+    return np.concatenate([centre, (-squared_distance * f)[..., None]], axis=-1)
 
 
 def _rbf_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     difference, squared_distance, width = _rbf_parts(z, theta)
     f = np.exp(-width * squared_distance)
-    return (-2.0 * width * f)[:, :, None] * difference
+    return (-2.0 * width * f)[..., None] * difference
 
 
 # ---- elementwise (I = J): f_j = φ(α_j z_j + β_j) ------------------------------------------------
@@ -183,12 +186,12 @@ def _elementwise_forward(z: Any, theta: Any, phi: Activation) -> Any:
 
 def _elementwise_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     slope = phi.derivative(_elementwise_pre(z, theta))
-    return slope[:, :, None] * np.stack([z, np.ones_like(z)], axis=-1)
+    return slope[..., None] * np.stack([z, np.ones_like(z)], axis=-1)
 
 
 def _elementwise_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
-    slope = phi.derivative(_elementwise_pre(z, theta)) * theta[None, :, 0]
-    return slope[:, :, None] * np.eye(theta.shape[0], dtype=z.dtype)[None]
+    slope = phi.derivative(_elementwise_pre(z, theta)) * theta[..., None, :, 0]
+    return slope[..., None] * np.eye(theta.shape[-2], dtype=z.dtype)
 
 
 # ---- weight-normalised dense: f_j = φ(g_j vʲ·z / ‖vʲ‖ + b_j), θʲ = (vʲ, g_j, b_j) ------------------
@@ -210,17 +213,17 @@ def _weightnorm_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     """∂a/∂v = (g/‖v‖)(z - (v·z) v/‖v‖²), ∂a/∂g = v·z/‖v‖, ∂a/∂b = 1, each times φ'(a)."""
     pre, projection, norm, gain = _weightnorm_parts(z, theta)
     slope = phi.derivative(pre)
-    direction = theta[None, :, :-2]
-    along = (projection / (norm * norm))[:, :, None] * direction
-    d_direction = (gain / norm)[:, :, None] * (z[:, None, :] - along)
-    d_gain = (projection / norm)[:, :, None]
+    direction = theta[..., None, :, :-2]
+    along = (projection / (norm * norm))[..., None] * direction
+    d_direction = (gain / norm)[..., None] * (z[..., :, None, :] - along)
+    d_gain = (projection / norm)[..., None]
     d_bias = np.ones_like(d_gain)
-    return slope[:, :, None] * np.concatenate([d_direction, d_gain, d_bias], axis=-1)
+    return slope[..., None] * np.concatenate([d_direction, d_gain, d_bias], axis=-1)
 
 
 def _weightnorm_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     pre, _, norm, gain = _weightnorm_parts(z, theta)
-    return (phi.derivative(pre) * gain / norm)[:, :, None] * theta[None, :, :-2]
+    return (phi.derivative(pre) * gain / norm)[..., None] * theta[..., None, :, :-2]
 
 
 # ---- cosine unit: f_j = φ(wʲ·z / (‖wʲ‖ ‖z‖)) ------------------------------------------------------
@@ -241,18 +244,18 @@ def _cosine_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     """∂c/∂w = z/(‖w‖‖z‖) - c w/‖w‖², times φ'(c)."""
     cosine, weight_norm, input_norm = _cosine_parts(z, theta)
     slope = phi.derivative(cosine)
-    towards_input = z[:, None, :] / (weight_norm * input_norm)[:, :, None]
-    along_weight = (cosine / (weight_norm * weight_norm))[:, :, None] * theta[None, :, :]
-    return slope[:, :, None] * (towards_input - along_weight)
+    towards_input = z[..., :, None, :] / (weight_norm * input_norm)[..., None]
+    along_weight = (cosine / (weight_norm * weight_norm))[..., None] * theta[..., None, :, :]
+    return slope[..., None] * (towards_input - along_weight)
 
 
 def _cosine_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     """∂c/∂z = w/(‖w‖‖z‖) - c z/‖z‖², times φ'(c)."""
     cosine, weight_norm, input_norm = _cosine_parts(z, theta)
     slope = phi.derivative(cosine)
-    towards_weight = theta[None, :, :] / (weight_norm * input_norm)[:, :, None]
-    along_input = (cosine / (input_norm * input_norm))[:, :, None] * z[:, None, :]
-    return slope[:, :, None] * (towards_weight - along_input)
+    towards_weight = theta[..., None, :, :] / (weight_norm * input_norm)[..., None]
+    along_input = (cosine / (input_norm * input_norm))[..., None] * z[..., :, None, :]
+    return slope[..., None] * (towards_weight - along_input)
 
 
 # ---- maxout (k pieces): f_j = max_m (Wʲ_m·z + bʲ_m), θʲ = (Wʲ_1, bʲ_1, ..., Wʲ_k, bʲ_k) --------
@@ -268,20 +271,24 @@ def _maxout_forward(z: Any, theta: Any, phi: Activation) -> Any:
     return anp.max(_maxout_pieces(z, theta)[0], axis=-1)
 
 
-def _maxout_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
-    """Row j is [z, 1] in the slot of the winning piece, 0 elsewhere."""
+def _maxout_winners(z: Any, theta: Any) -> tuple[np.ndarray, Any]:
+    """One-hot (..., N, J, k) of each unit's winning piece, and the pieces' weights."""
     pieces, weights = _maxout_pieces(z, theta)
     winner = np.argmax(pieces, axis=-1)
-    chosen = (np.arange(weights.shape[1]) == winner[:, :, None]).astype(z.dtype)
-    slots = chosen[:, :, :, None] * _augmented(z)[:, None, None, :]
-    return np.reshape(slots, slots.shape[:2] + (-1,))
+    return (np.arange(weights.shape[-2]) == winner[..., None]).astype(z.dtype), weights
+
+
+def _maxout_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
+    """Row j is [z, 1] in the slot of the winning piece, 0 elsewhere."""
+    chosen, _ = _maxout_winners(z, theta)
+    slots = chosen[..., None] * _augmented(z)[..., :, None, None, :]
+    return np.reshape(slots, slots.shape[:-2] + (-1,))
 
 
 def _maxout_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
-    pieces, weights = _maxout_pieces(z, theta)
-    winner = np.argmax(pieces, axis=-1)  # (N, J)
-    chosen = weights[np.arange(weights.shape[0])[None, :], winner]  # (N, J, I + 1)
-    return chosen[:, :, :-1]
+    """∂f_j/∂z = the winning piece's weights."""
+    chosen, weights = _maxout_winners(z, theta)
+    return np.einsum("...njm,...jmi->...nji", chosen, weights[..., :-1])
 
 
 def _maxout_accepts(inputs: int, parameters: int) -> bool:
@@ -303,19 +310,19 @@ def _gated_forward(z: Any, theta: Any, phi: Activation) -> Any:
 
 def _gated_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     value, gate = _gated_parts(z, theta)
-    inputs = _augmented(z)[:, None, :]
-    d_value = (phi.derivative(value) * _SIGMOID(gate))[:, :, None] * inputs
-    d_gate = (phi(value) * _SIGMOID.derivative(gate))[:, :, None] * inputs
+    inputs = _augmented(z)[..., :, None, :]
+    d_value = (phi.derivative(value) * _SIGMOID(gate))[..., None] * inputs
+    d_gate = (phi(value) * _SIGMOID.derivative(gate))[..., None] * inputs
     return np.concatenate([d_value, d_gate], axis=-1)
 
 
 def _gated_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     value, gate = _gated_parts(z, theta)
     half = theta.shape[-1] // 2
-    through_value = (phi.derivative(value) * _SIGMOID(gate))[:, :, None] * theta[
-        None, :, : half - 1
-    ]
-    through_gate = (phi(value) * _SIGMOID.derivative(gate))[:, :, None] * theta[None, :, half:-1]
+    value_weights = theta[..., None, :, : half - 1]
+    gate_weights = theta[..., None, :, half:-1]
+    through_value = (phi.derivative(value) * _SIGMOID(gate))[..., None] * value_weights
+    through_gate = (phi(value) * _SIGMOID.derivative(gate))[..., None] * gate_weights
     return through_value + through_gate
 
 
@@ -335,15 +342,15 @@ def _softmax_forward(z: Any, theta: Any, phi: Activation) -> Any:
 def _softmax_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     """Diagonal blocks only: ∂s_j/∂θʲ = s_j (1 - s_j) [z, 1]."""
     s = _softmax(_affine(z, theta))
-    return (s * (1.0 - s))[:, :, None] * _augmented(z)[:, None, :]
+    return (s * (1.0 - s))[..., None] * _augmented(z)[..., :, None, :]
 
 
 def _softmax_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     """∂s_j/∂z = s_j (wʲ - Σ_k s_k wᵏ)."""
     s = _softmax(_affine(z, theta))
-    weights = theta[:, :-1]
-    mean_weight = np.einsum("nk,ki->ni", s, weights)
-    return s[:, :, None] * (weights[None, :, :] - mean_weight[:, None, :])
+    weights = theta[..., :-1]
+    mean_weight = np.einsum("...nk,...ki->...ni", s, weights)
+    return s[..., None] * (weights[..., None, :, :] - mean_weight[..., :, None, :])
 
 
 # ---- coupled: layer norm over dense outputs, f = φ((a - mean a) / sqrt(var a + ε)) ------------------
@@ -370,18 +377,22 @@ def _layernorm_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     y, scale = _layernorm_parts(z, theta)
     units = y.shape[-1]
     diagonal = (1.0 - 1.0 / units - y * y / units) / scale
-    return (phi.derivative(y) * diagonal)[:, :, None] * _augmented(z)[:, None, :]
+    return (phi.derivative(y) * diagonal)[..., None] * _augmented(z)[..., :, None, :]
 
 
 def _layernorm_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     """∂y/∂a = (1 - 11ᵀ/J - y yᵀ/J) / σ, so ∂f/∂z = φ'(y) ⊙ (∂y/∂a W)."""
     y, scale = _layernorm_parts(z, theta)
     units = y.shape[-1]
-    weights = theta[:, :-1]
-    through_mean = np.sum(weights, axis=0) / units
-    through_variance = np.einsum("nk,ki->ni", y, weights) / units
-    d_normalised = weights[None] - through_mean - y[:, :, None] * through_variance[:, None, :]
-    return (phi.derivative(y) / scale)[:, :, None] * d_normalised
+    weights = theta[..., :-1]
+    through_mean = np.sum(weights, axis=-2) / units
+    through_variance = np.einsum("...nk,...ki->...ni", y, weights) / units
+    d_normalised = (
+        weights[..., None, :, :]
+        - through_mean[..., None, None, :]
+        - y[..., None] * through_variance[..., :, None, :]
+    )
+    return (phi.derivative(y) / scale)[..., None] * d_normalised
 
 
 # ---- coupled: shared-weight (circular) 1-d convolution, I = J ----------------------------------
@@ -405,17 +416,17 @@ def _conv_forward(z: Any, theta: Any, phi: Activation) -> Any:
 def _conv_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     """Diagonal blocks only: ∂f_j/∂(k_j, b_j) = φ'(a_j) (z_(2j mod I), 1)."""
     slope = phi.derivative(_conv_pre(z, theta))
-    units = theta.shape[0]
-    own_tap = z[:, (2 * np.arange(units)) % units]
-    return slope[:, :, None] * np.stack([own_tap, np.ones_like(own_tap)], axis=-1)
+    units = theta.shape[-2]
+    own_tap = z[..., (2 * np.arange(units)) % units]
+    return slope[..., None] * np.stack([own_tap, np.ones_like(own_tap)], axis=-1)
 
 
 def _conv_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     """∂f_j/∂z_i = φ'(a_j) k_(i - j mod I)."""
     slope = phi.derivative(_conv_pre(z, theta))
-    units = theta.shape[0]
-    taps = theta[(np.arange(units)[None, :] - np.arange(units)[:, None]) % units, 0]
-    return slope[:, :, None] * taps[None]
+    units = theta.shape[-2]
+    taps = theta[..., (np.arange(units)[None, :] - np.arange(units)[:, None]) % units, 0]
+    return slope[..., None] * taps[..., None, :, :]
 
 
 # ---- coupled: tied weights, I = J: f = φ((W + Wᵀ) z + b) ------------------------------------------
@@ -437,15 +448,16 @@ def _tied_forward(z: Any, theta: Any, phi: Activation) -> Any:
 def _tied_unit_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     """Diagonal blocks only: ∂a_j/∂W_jm = z_m + [m = j] z_j, ∂a_j/∂b_j = 1."""
     slope = phi.derivative(_tied_pre(z, theta))
-    units = theta.shape[0]
-    own = z[:, :, None] * np.eye(units, dtype=z.dtype)[None]  # [m = j] z_j
-    d_weights = z[:, None, :] + own
-    d_bias = np.ones(d_weights.shape[:2] + (1,), dtype=z.dtype)
-    return slope[:, :, None] * np.concatenate([d_weights, d_bias], axis=-1)
+    units = theta.shape[-2]
+    own = z[..., :, :, None] * np.eye(units, dtype=z.dtype)  # [m = j] z_j
+    d_weights = z[..., :, None, :] + own
+    d_bias = np.ones(d_weights.shape[:-1] + (1,), dtype=z.dtype)
+    return slope[..., None] * np.concatenate([d_weights, d_bias], axis=-1)
 
 
 def _tied_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
-    return phi.derivative(_tied_pre(z, theta))[:, :, None] * _tied_weights(theta)[None]
+    weights = _tied_weights(theta)[..., None, :, :]
+    return phi.derivative(_tied_pre(z, theta))[..., None] * weights
 
 
 # ---- the catalogue ------------------------------------------------------------------------------

@@ -89,22 +89,53 @@ def _autograd(energy: Callable[[Any], Any], arguments: Any) -> Any:
 
 
 def autograd_gradients(
-    forward: ForwardFn, z: np.ndarray, theta: np.ndarray, delta: np.ndarray
-) -> tuple[Reference, Reference]:
-    """∂E/∂θ and ∂E/∂z by reverse mode in float64, each with the running error bound of
-    autograd's own evaluation."""
+    forward: ForwardFn,
+    z: np.ndarray,
+    theta: np.ndarray,
+    delta: np.ndarray,
+    *,
+    units: np.ndarray | None = None,
+) -> tuple[Reference, Reference, Reference]:
+    """∂E/∂θ, ∂E/∂z and the unit contributions, by reverse mode in float64, each with the
+    running error bound of autograd's own evaluation.
+
+    The unit contributions are M[..., s, j, p] = Σ_n δ_n,i ∂f_n,i/∂θ_jp for the output
+    units i = units[s] (default: all): the part of ∂E/∂θʲ that flows through output i.
+    One reverse pass computes them all: the forward runs on one copy of θ per chosen
+    unit, and copy s passes on only the gradient of unit units[s]. M[..., s, units[s]]
+    is a diagonal block; with every unit chosen, Σ_s M[..., s] is ∂E/∂θ and the pass
+    needs nothing else. Leading axes of z, θ and δ are stacked cases.
+    """
     import autograd.numpy as anp
 
-    weights = track(delta)
+    count = theta.shape[-2]
+    chosen = np.arange(count) if units is None else np.asarray(units)
+    weights = np.zeros((len(chosen),) + delta.shape)
+    weights[np.arange(len(chosen)), ..., chosen] = np.moveaxis(delta[..., chosen], -1, 0)
+    tracked_weights = track(weights)
+    tracked_delta = track(delta)
+    every_unit = len(chosen) == count
 
-    def energy(arguments: tuple[Any, Any]) -> Any:
-        parameters, inputs = arguments
-        return anp.sum(weights * forward(inputs, parameters))
+    def energy(arguments: tuple[Any, Any, Any]) -> Any:
+        copies, parameters, inputs = arguments
+        through_units = anp.sum(tracked_weights * forward(inputs, copies))
+        if every_unit:
+            return through_units
+        return through_units + anp.sum(tracked_delta * forward(inputs, parameters))
 
-    d_theta, d_z = _autograd(energy, (track(theta), track(z)))
+    copies = track(np.broadcast_to(theta, (len(chosen),) + theta.shape).copy())
+    d_copies, d_theta, d_z = _autograd(energy, (copies, track(theta), track(z)))
+    contributions = Reference(
+        np.moveaxis(np.asarray(d_copies.value), 0, -3),
+        np.moveaxis(np.asarray(d_copies.error), 0, -3),
+        "reverse mode",
+    )
+    if every_unit:
+        d_theta = np.sum(d_copies, axis=0)  # Σ_s M[s], with the rounding of the sum
     return (
         Reference(np.asarray(d_theta.value), np.asarray(d_theta.error), "reverse mode"),
         Reference(np.asarray(d_z.value), np.asarray(d_z.error), "reverse mode"),
+        contributions,
     )
 
 
@@ -119,49 +150,21 @@ def elementwise_derivative(function: Callable[[Any], Any], x: np.ndarray) -> Ref
     return Reference(np.asarray(derivative.value), np.asarray(derivative.error), "reverse mode")
 
 
-def unit_contributions(
-    forward: ForwardFn,
-    z: np.ndarray,
-    theta: np.ndarray,
-    delta: np.ndarray,
-    *,
-    units: np.ndarray | None = None,
-) -> Reference:
-    """M[s, j, p] = Σ_n δ_n,i ∂f_n,i/∂θ_jp for output units i = units[s] (default: all).
+def off_diagonal_mass(contributions: FloatArray, units: np.ndarray | None = None) -> FloatArray:
+    """Σ_(i≠j) |M_ij| / Σ |M| per case: the share of the gradient that crosses units.
 
-    One reverse pass over a forward evaluated on one copy of θ per output unit: copy s
-    only passes the gradient of unit units[s], so its gradient is that unit's row of the
-    full Jacobian, weighted by δ. Σ_s M[s] is ∂E/∂θ; M[s, units[s]] is the diagonal block.
+    contributions is (..., S, J, P) from `autograd_gradients`; units says which output
+    unit each of the S rows belongs to (default: all, in order).
     """
-    import autograd.numpy as anp
-
-    all_units = theta.shape[0]
-    chosen = np.arange(all_units) if units is None else np.asarray(units)
-    weights = np.zeros((len(chosen),) + delta.shape)
-    weights[np.arange(len(chosen)), :, chosen] = delta[:, chosen].T
-    copies = np.broadcast_to(theta, (len(chosen),) + theta.shape).copy()
-    tracked_weights = track(weights)
-
-    def energy(parameters: Any) -> Any:
-        return anp.sum(tracked_weights * forward(track(z), parameters))
-
-    contributions = _autograd(energy, track(copies))
-    return Reference(
-        np.asarray(contributions.value), np.asarray(contributions.error), "reverse mode"
-    )
-
-
-def off_diagonal_mass(contributions: FloatArray, units: np.ndarray | None = None) -> float:
-    """Σ_(i≠j) |M_ij| / Σ |M|: the share of the gradient that crosses between units."""
-    count = contributions.shape[0]
+    count = contributions.shape[-3]
     chosen = np.arange(count) if units is None else np.asarray(units)
     magnitude = np.abs(contributions)
-    total = float(magnitude.sum())
-    if total == 0.0:
-        return 0.0
+    total = magnitude.sum(axis=(-3, -2, -1))
     off_diagonal = magnitude.copy()
-    off_diagonal[np.arange(count), chosen] = 0.0
-    return float(off_diagonal.sum()) / total
+    off_diagonal[..., np.arange(count), chosen, :] = 0.0
+    crossing = off_diagonal.sum(axis=(-3, -2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, crossing / np.where(total > 0, total, 1.0), 0.0)
 
 
 # ---- finite differences ------------------------------------------------------------------
@@ -191,30 +194,30 @@ def central_differences(
     x: np.ndarray,
     groups: np.ndarray,
     quantity: Callable[[np.ndarray], FloatArray],
-    rounding: FloatArray | float,
+    rounding: FloatArray,
     *,
     outputs_per_variant: int,
     method: str,
 ) -> Reference:
     """Derivatives of quantity() with respect to every entry of x, by central differences.
 
-    groups (G × x.shape, boolean, disjoint) says which entries move together: one entry
-    per group for "full", one column for "columns". quantity(variants) maps S perturbed
-    copies of x to S arrays that broadcast against x, entry e reading the derivative of
-    its own group's value (a scalar E, or a per-unit or per-example sum). rounding bounds
-    the float64 rounding of each such value.
+    x is (K, ...): K stacked cases, perturbed alike. groups (G, ...) are boolean masks over
+    one case's entries saying which move together: one entry per group for "full", one
+    column for "columns". quantity(variants) maps S perturbed copies (S, K, ...) to values
+    that broadcast against them, entry e reading its own group's value (a scalar E, or a
+    per-unit or per-example sum). rounding bounds the float64 rounding of those values.
     """
     shifts, steps = _four_shifts(x)
     values = np.zeros((4,) + x.shape)
     per_call = max(1, EVALUATION_BUDGET // max(4 * max(outputs_per_variant, x.size), 1))
     for start in range(0, len(groups), per_call):
-        chunk = groups[start : start + per_call]
-        variants = x[None, None] + np.stack(shifts)[:, None] * chunk[None]  # (4, G, *x)
+        chunk = groups[start : start + per_call][:, None]  # (G, 1, ...): every case alike
+        variants = x[None, None] + np.stack(shifts)[:, None] * chunk[None]  # (4, G, K, ...)
         result = quantity(variants.reshape((-1,) + x.shape))
-        result = np.broadcast_to(result, (4 * len(chunk),) + x.shape).reshape(variants.shape)
-        values += np.sum(result * chunk[None], axis=1)
+        result = np.broadcast_to(result, (variants.shape[0] * variants.shape[1],) + x.shape)
+        values += np.sum(result.reshape(variants.shape) * chunk[None], axis=1)
     plus1, minus1, plus2, minus2 = values
-    rho = np.broadcast_to(np.asarray(rounding, dtype=np.float64), x.shape)
+    rho = np.broadcast_to(rounding, x.shape)
     d1 = (plus1 - minus1) / steps[0]
     d2 = (plus2 - minus2) / steps[1]
     estimate, error = _richardson(d1, d2, 2.0 * rho / steps[0], 2.0 * rho / steps[1])
@@ -240,14 +243,10 @@ def _columns(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _energy_rounding(
-    delta: np.ndarray, outputs: np.ndarray, forward_error: np.ndarray, axis: Any
-) -> Any:
-    """Rounding of Σ δ_nj f_nj over axis: Σ |δ| e_f + γ_K Σ |δ f| (K terms summed)."""
-    terms = (
-        int(np.prod([delta.shape[a] for a in np.atleast_1d(axis)]))
-        if axis is not None
-        else delta.size
-    )
+    delta: np.ndarray, outputs: np.ndarray, forward_error: np.ndarray, axis: tuple[int, ...]
+) -> FloatArray:
+    """Rounding of Σ δ_nj f_nj over `axis`: Σ |δ| e_f + γ_K Σ |δ f| (K terms summed)."""
+    terms = int(np.prod([delta.shape[a] for a in axis]))
     return np.sum(np.abs(delta) * forward_error, axis=axis) + gamma(terms, np.float64) * np.sum(
         np.abs(delta * outputs), axis=axis
     )
@@ -262,26 +261,28 @@ def parameter_differences(
     *,
     layout: str,
 ) -> Reference:
-    """∂E/∂θ (J × P) by central differences, "full" or "columns" (see the module doc).
+    """∂E/∂θ (K × J × P) for K stacked cases by central differences, "full" or "columns".
 
-    forward_error bounds the float64 rounding of each f_nj.
+    forward_error bounds the float64 rounding of each f_knj.
     """
     outputs = forward(z, theta)
     if layout == "full":
         return central_differences(
             theta,
-            _single_entries(theta.shape),
-            lambda variants: np.einsum("snj,nj->s", forward(z, variants), delta)[:, None, None],
-            _energy_rounding(delta, outputs, forward_error, None),
+            _single_entries(theta.shape[1:]),
+            lambda variants: np.einsum("sknj,knj->sk", forward(z, variants), delta)[
+                ..., None, None
+            ],
+            _energy_rounding(delta, outputs, forward_error, (1, 2))[:, None, None],
             outputs_per_variant=delta.size,
             method="full",
         )
     if layout == "columns":
         return central_differences(
             theta,
-            _columns(theta.shape),
-            lambda variants: np.einsum("snj,nj->sj", forward(z, variants), delta)[:, :, None],
-            _energy_rounding(delta, outputs, forward_error, 0)[:, None],
+            _columns(theta.shape[1:]),
+            lambda variants: np.einsum("sknj,knj->skj", forward(z, variants), delta)[..., None],
+            _energy_rounding(delta, outputs, forward_error, (1,))[:, :, None],
             outputs_per_variant=delta.size,
             method="columns",
         )
@@ -297,24 +298,26 @@ def input_differences(
     *,
     layout: str,
 ) -> Reference:
-    """∂E/∂z (N × I) by central differences: "full", or "columns" (input i of every
+    """∂E/∂z (K × N × I) by central differences: "full", or "columns" (input i of every
     example at once, valid because the examples of a batch are independent)."""
     outputs = forward(z, theta)
     if layout == "full":
         return central_differences(
             z,
-            _single_entries(z.shape),
-            lambda variants: np.einsum("snj,nj->s", forward(variants, theta), delta)[:, None, None],
-            _energy_rounding(delta, outputs, forward_error, None),
+            _single_entries(z.shape[1:]),
+            lambda variants: np.einsum("sknj,knj->sk", forward(variants, theta), delta)[
+                ..., None, None
+            ],
+            _energy_rounding(delta, outputs, forward_error, (1, 2))[:, None, None],
             outputs_per_variant=delta.size,
             method="full",
         )
     if layout == "columns":
         return central_differences(
             z,
-            _columns(z.shape),
-            lambda variants: np.einsum("snj,nj->sn", forward(variants, theta), delta)[:, :, None],
-            _energy_rounding(delta, outputs, forward_error, 1)[:, None],
+            _columns(z.shape[1:]),
+            lambda variants: np.einsum("sknj,knj->skn", forward(variants, theta), delta)[..., None],
+            _energy_rounding(delta, outputs, forward_error, (2,))[:, :, None],
             outputs_per_variant=delta.size,
             method="columns",
         )
@@ -331,23 +334,25 @@ def probe_differences(
     probes: int,
     seed: int = 0,
 ) -> tuple[Reference, FloatArray]:
-    """Directional derivatives ⟨∂E/∂θ, w_k⟩ along k random signed directions w_k = s_k ⊙ h.
+    """Directional derivatives ⟨∂E/∂θ, w_k⟩ along `probes` random signed directions
+    w_k = s_k ⊙ h, for K stacked cases.
 
-    Returns the references (k values) and the directions (k × J × P): a hand-written
-    gradient g is compared through ⟨g, w_k⟩. Costs 4k forward passes whatever the size
-    of θ. The steps are the nominal ±w, ±2w: rounding them changes a directional
-    derivative by a relative u, far below the truncation error.
+    Returns the references (K × probes) and the directions (K × probes × J × P): a
+    hand-written gradient g is compared through ⟨g, w_k⟩. Costs 4 forward passes per
+    probe whatever the size of θ. The steps are the nominal ±w, ±2w: rounding them
+    changes a directional derivative by a relative u, far below the truncation error.
     """
     rng = np.random.default_rng(seed)
     directions = rng.choice([-1.0, 1.0], size=(probes,) + theta.shape) * step_sizes(theta)
-    rounding = float(_energy_rounding(delta, forward(z, theta), forward_error, None))
-    values = np.empty((4, probes))
+    rounding = _energy_rounding(delta, forward(z, theta), forward_error, (1, 2))  # (K,)
+    values = np.empty((4, probes, theta.shape[0]))
     for k, w in enumerate(directions):
-        for slot, scale in enumerate((1.0, -1.0, 2.0, -2.0)):
-            values[slot, k] = float(np.sum(delta * forward(z, theta + scale * w)))
+        variants = np.stack([theta + w, theta - w, theta + 2.0 * w, theta - 2.0 * w])
+        values[:, k] = np.einsum("sknj,knj->sk", forward(z, variants), delta)
     plus1, minus1, plus2, minus2 = values
     d1 = (plus1 - minus1) / 2.0
     d2 = (plus2 - minus2) / 4.0
-    rho = np.full(probes, rounding)
+    rho = np.broadcast_to(rounding, d1.shape)
     estimate, error = _richardson(d1, d2, rho, rho / 2.0)
-    return Reference(estimate, error, f"finite differences ({probes} probes)"), directions
+    reference = Reference(estimate.T, error.T, f"finite differences ({probes} probes)")
+    return reference, np.moveaxis(directions, 0, 1)

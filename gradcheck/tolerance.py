@@ -87,8 +87,10 @@ def summation_bound(delta: ArrayLike, unit_jacobian: ArrayLike) -> FloatArray:
     """
     delta = np.asarray(delta)
     unit_jacobian = np.asarray(unit_jacobian)
-    n, j = delta.shape
-    magnitude = np.einsum("nj,njp->jp", np.abs(delta), np.abs(unit_jacobian), dtype=np.float64)
+    n, j = delta.shape[-2:]
+    magnitude = np.einsum(
+        "...nj,...njp->...jp", np.abs(delta), np.abs(unit_jacobian), dtype=np.float64
+    )
     return 2.0 * gamma(n + j, unit_jacobian.dtype) * magnitude
 
 
@@ -97,28 +99,49 @@ def summation_bound(delta: ArrayLike, unit_jacobian: ArrayLike) -> FloatArray:
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Event:
-    """A point where the evaluated function is not differentiable within its uncertainty.
+    """Points where an evaluated function is not differentiable within its uncertainty.
 
     kind is "kink" (a declared kink of an activation), "tie" (two candidates of a max
     within each other's uncertainty), "singularity" (a square root, division or logarithm
     of a value that may be zero) or "domain" (a value outside an activation's safe domain).
+    mask marks the flagged elements of the operation's result; value and radius give, for
+    each element, the distance to the point (or the value) and its uncertainty.
     """
 
     kind: str
     where: str
-    index: tuple[int, ...]
-    value: float
-    radius: float
+    mask: np.ndarray
+    value: np.ndarray
+    radius: np.ndarray
 
-    def describe(self) -> str:
-        at = ", ".join(str(i) for i in self.index)
+    @property
+    def index(self) -> tuple[int, ...]:
+        """The first flagged element."""
+        return tuple(int(i) for i in np.argwhere(self.mask)[0])
+
+    def cases(self, count: int) -> np.ndarray:
+        """Which of `count` stacked cases (the leading axis) the event touches; all of
+        them when the operation's result does not carry the case axis."""
+        if self.mask.ndim >= 1 and self.mask.shape[0] == count:
+            return np.asarray(self.mask.reshape(count, -1).any(axis=1))
+        return np.full(count, bool(self.mask.any()))
+
+    def describe(self, case: int | None = None, count: int | None = None) -> str:
+        """One line on the first flagged element; with case and count, on the first of
+        that one of `count` stacked cases (when the result carries the case axis)."""
+        mask, value, radius = self.mask, self.value, self.radius
+        if case is not None and count is not None and self.cases(count)[case]:
+            if mask.ndim >= 1 and mask.shape[0] == count:
+                mask, value, radius = mask[case], value[case], radius[case]
+        index = tuple(int(i) for i in np.argwhere(mask)[0])
+        at = ", ".join(str(i) for i in index)
+        if self.kind == "domain":
+            return f"{self.where} at index ({at}): value {value[index]:.6g}"
         return (
-            f"{self.where} at index ({at}): value {self.value:.6g} is within "
-            f"{self.radius:.3g} of the point"
-            if self.kind != "domain"
-            else f"{self.where} at index ({at}): value {self.value:.6g}"
+            f"{self.where} at index ({at}): value {value[index]:.6g} is within "
+            f"{radius[index]:.3g} of the point"
         )
 
 
@@ -139,15 +162,14 @@ def recording() -> Iterator[list[Event]]:
 
 
 def record(kind: str, where: str, mask: np.ndarray, value: ArrayLike, radius: ArrayLike) -> None:
-    """Record the first element flagged by mask (if any) as an Event."""
+    """Record the elements flagged by mask (if any) as an Event."""
     events = _events.get()
     if events is None or not np.any(mask):
         return
     mask = np.asarray(mask)
-    index = tuple(int(i) for i in np.argwhere(mask)[0])
-    value_at = np.broadcast_to(np.asarray(value, dtype=np.float64), mask.shape)[index]
-    radius_at = np.broadcast_to(np.asarray(radius, dtype=np.float64), mask.shape)[index]
-    events.append(Event(kind, where, index, float(value_at), float(radius_at)))
+    value = np.broadcast_to(np.asarray(value, dtype=np.float64), mask.shape)
+    radius = np.broadcast_to(np.asarray(radius, dtype=np.float64), mask.shape)
+    events.append(Event(kind, where, mask, value, radius))
 
 
 # ----------------------------------------------------------------------------------------
@@ -213,6 +235,12 @@ class Tracked(NDArrayOperatorsMixin):
         value = self.value.astype(dtype)
         rounding = 0.0 if value.dtype == self.value.dtype else _ulps(value, CORRECTLY_ROUNDED_ULPS)
         return Tracked(value, self.error + rounding)
+
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
+        # Only explicit conversions reach here (autograd's einsum rule converts its operands
+        # to read their shapes); numpy functions still dispatch through __array_function__
+        # and refuse, rather than silently dropping the error.
+        return np.asarray(self.value, dtype=dtype)
 
     def view(self, cls: type) -> Tracked:
         # autograd's concatenate calls .view(ndarray) on numpy's result.

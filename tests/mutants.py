@@ -1,6 +1,7 @@
 """Test-only mutants: layer types with one planted gradient bug each.
 
-Each mutant names the oracles that must catch it. A bug in B itself (or in φ') cannot be
+Each mutant names the oracles that must catch it. Like the catalogue's rows, the
+mutated functions broadcast over leading axes (the checker stacks cases). A bug in B itself (or in φ') cannot be
 seen by the dense oracle, which multiplies the same B into the block-diagonal matrix: it
 checks the compaction A = δ ⊙ B, not the calculus. Bugs in the compaction are seen by
 all three oracles; bugs in the input Jacobian by autograd and finite differences on ∂E/∂z.
@@ -51,36 +52,35 @@ def _compact_then(change):
 
 
 def _bias_mean(delta, unit_jacobian, gradient):
-    bias = gradient[:, -1:] / delta.shape[0]
-    return np.concatenate([gradient[:, :-1], bias], axis=1)
+    bias = gradient[..., -1:] / delta.shape[-2]
+    return np.concatenate([gradient[..., :-1], bias], axis=-1)
 
 
 def _rbf_half_centre(z, theta, phi):
     full = LAYER_TYPES["rbf"].unit_jacobian(z, theta, phi)
-    return np.concatenate([full[:, :, :-1] * 0.5, full[:, :, -1:]], axis=2)
+    return np.concatenate([full[..., :-1] * 0.5, full[..., -1:]], axis=-1)
 
 
 def _weightnorm_without_projection(z, theta, phi):
     # ∂a/∂v taken as (g/‖v‖) z: the term through ‖v‖ is dropped (treated as a constant).
     full = LAYER_TYPES["weightnorm"].unit_jacobian(z, theta, phi)
-    direction = theta[:, :-2]
-    norm = np.sqrt(np.sum(direction * direction, axis=-1))
-    pre = LAYER_TYPES["weightnorm"].forward  # noqa: F841 - keeps the intent readable
-    slope = full[:, :, -1]  # ∂f/∂b = φ'(a)
-    d_direction = (slope * theta[:, -2] / norm)[:, :, None] * z[:, None, :]
-    return np.concatenate([d_direction, full[:, :, -2:]], axis=2)
+    direction = theta[..., :-2]
+    norm = np.sqrt(np.sum(direction * direction, axis=-1))[..., None, :]
+    slope = full[..., -1]  # ∂f/∂b = φ'(a)
+    d_direction = (slope * theta[..., None, :, -2] / norm)[..., None] * z[..., :, None, :]
+    return np.concatenate([d_direction, full[..., -2:]], axis=-1)
 
 
 def _gated_without_gate(z, theta, phi):
     full = LAYER_TYPES["gated"].unit_jacobian(z, theta, phi)
     half = full.shape[-1] // 2
-    return np.concatenate([full[:, :, :half], 0.0 * full[:, :, half:]], axis=2)
+    return np.concatenate([full[..., :half], 0.0 * full[..., half:]], axis=-1)
 
 
 def _softmax_sigmoid_style(z, theta, phi):
     # The sigmoid derivative used for softmax: ∂s_j/∂z = s_j (1 - s_j) wʲ, no cross terms.
     unit = LAYER_TYPES["softmax_dense"].unit_jacobian(z, theta, phi)  # s(1 - s) [z, 1]
-    return unit[:, :, -1:] * theta[None, :, :-1]
+    return unit[..., -1:] * theta[..., None, :, :-1]
 
 
 MUTANTS = [
@@ -89,16 +89,16 @@ MUTANTS = [
            _with(_layer("dense", parameter_gradient=_compact_then(_bias_mean)), "tanh", batch=4),
            ALL, "parameters"),
     Mutant("batch sum dropped: only the first example",
-           _with(_layer("dense", parameter_gradient=lambda d, b: compact.compact_gradient(d[:1], b[:1])), "tanh", batch=4),
+           _with(_layer("dense", parameter_gradient=lambda d, b: compact.compact_gradient(d[..., :1, :], b[..., :1, :, :])), "tanh", batch=4),
            ALL, "parameters"),
     Mutant("δ of the wrong unit",
-           _with(_layer("dense", parameter_gradient=lambda d, b: compact.compact_gradient(np.roll(d, 1, axis=1), b)), "tanh"),
+           _with(_layer("dense", parameter_gradient=lambda d, b: compact.compact_gradient(np.roll(d, 1, axis=-1), b)), "tanh"),
            ALL, "parameters"),
     Mutant("compaction sign flipped",
            _with(_layer("dense", parameter_gradient=lambda d, b: -compact.compact_gradient(d, b)), "sigmoid"),
            ALL, "parameters"),
     Mutant("every unit's row scaled by the sum of all δ",
-           _with(_layer("dense", parameter_gradient=lambda d, b: np.einsum("ni,njp->jp", d, b)), "tanh"),
+           _with(_layer("dense", parameter_gradient=lambda d, b: np.einsum("...ni,...njp->...jp", d, b)), "tanh"),
            ALL, "parameters"),
     # -- B or φ' --------------------------------------------------------------------------
     Mutant("tanh' written as 1 + tanh²",
@@ -117,7 +117,7 @@ MUTANTS = [
            _with(_layer("rbf", unit_jacobian=_rbf_half_centre)),
            CALCULUS, "parameters"),
     Mutant("B transposed (square B: I + 1 = J)",
-           _with(_layer("dense", unit_jacobian=lambda z, t, phi: np.swapaxes(dense.unit_jacobian(z, t, phi), 1, 2)), "tanh", inputs=2, units=3),
+           _with(_layer("dense", unit_jacobian=lambda z, t, phi: np.swapaxes(dense.unit_jacobian(z, t, phi), -2, -1)), "tanh", inputs=2, units=3),
            CALCULUS, "parameters"),
     Mutant("weight norm: the term through ‖v‖ missing",
            _with(_layer("weightnorm", unit_jacobian=_weightnorm_without_projection), "tanh"),
@@ -133,9 +133,9 @@ MUTANTS = [
            _with(_layer("softmax_dense", input_jacobian=_softmax_sigmoid_style)),
            CALCULUS, "inputs"),
     Mutant("input Jacobian transposed (I = J)",
-           _with(_layer("dense", input_jacobian=lambda z, t, phi: np.swapaxes(dense.input_jacobian(z, t, phi), 1, 2)), "tanh", inputs=3, units=3),
+           _with(_layer("dense", input_jacobian=lambda z, t, phi: np.swapaxes(dense.input_jacobian(z, t, phi), -2, -1)), "tanh", inputs=3, units=3),
            CALCULUS, "inputs"),
     Mutant("input Jacobian without φ'",
-           _with(_layer("dense", input_jacobian=lambda z, t, phi: np.ones((z.shape[0], 1, 1)) * t[None, :, :-1]), "tanh"),
+           _with(_layer("dense", input_jacobian=lambda z, t, phi: np.ones(z.shape[:-1] + (1, 1)) * t[..., None, :, :-1]), "tanh"),
            CALCULUS, "inputs"),
 ]  # fmt: skip

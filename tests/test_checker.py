@@ -176,3 +176,47 @@ def test_every_finite_difference_layout_checks(layout):
     assert result.verdict is Verdict.PASS, result.message
     (parameters,) = [c for c in result.comparisons if c.target != "inputs"]
     assert layout in parameters.method or (layout == "probes" and "probes" in parameters.method)
+
+
+def test_check_many_gives_what_check_gives_case_by_case():
+    from mutants import MUTANTS
+
+    from gradcheck.checker import check_many
+
+    cases = [
+        random_case(layer, "tanh", seed=seed)
+        for layer in ("dense", "rbf", "tied")
+        for seed in range(3)
+    ]
+    cases += [
+        dense_at_a_kink("relu"),
+        random_case("dense", "relu", seed=7),
+        MUTANTS[0].case(np.float64),
+    ]
+    cases += [Case(layer_type="dense", activation="tanh", z=np.ones((3, 4)), theta=np.ones((3, 5)),
+                   delta=np.full((3, 3), np.nan))]  # fmt: skip
+    together = check_many(cases)
+    alone = [check(case) for case in cases]
+    assert [r.verdict for r in together] == [r.verdict for r in alone]
+    assert [r.message for r in together] == [r.message for r in alone]
+    for a, b in zip(together, alone, strict=True):
+        assert [(c.oracle, c.target, c.worst_entry) for c in a.comparisons] == [
+            (c.oracle, c.target, c.worst_entry) for c in b.comparisons
+        ]
+    assert {str(r.verdict) for r in together} == {
+        "pass",
+        "coupled",
+        "non-differentiable",
+        "mismatch",
+        "invalid-input",
+    }
+
+
+def test_a_kink_in_one_stacked_case_marks_only_that_case():
+    from gradcheck.checker import check_many
+
+    kinked = dense_at_a_kink("relu")
+    clear = Case(layer_type="dense", activation="relu", z=kinked.z,
+                 theta=np.array([[2.0, -1.0, 0.5], [1.0, 1.0, 0.5]]), delta=kinked.delta)  # fmt: skip
+    verdicts = [r.verdict for r in check_many([clear, kinked, clear])]
+    assert verdicts == [Verdict.PASS, Verdict.NON_DIFFERENTIABLE, Verdict.PASS]

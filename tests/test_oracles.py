@@ -18,19 +18,18 @@ def sine_forward(z, theta):
 
 
 def sine_gradient(z, theta, delta):
-    a = theta[None, :, 0] * z[:, :1] + theta[None, :, 1]
+    a = theta[..., None, :, 0] * z[..., :, :1] + theta[..., None, :, 1]
     weighted = delta * np.cos(a)
-    return np.stack([(weighted * z[:, :1]).sum(0), weighted.sum(0)], axis=1)
+    return np.stack([(weighted * z[..., :, :1]).sum(-2), weighted.sum(-2)], axis=-1)
 
 
 @pytest.fixture
 def sine_case():
+    """Two stacked cases: the oracles work on a leading case axis."""
     rng = np.random.default_rng(5)
-    z, theta, delta = (
-        rng.normal(size=(4, 1)) * 2,
-        rng.normal(size=(3, 2)) * 2,
-        rng.normal(size=(4, 3)),
-    )
+    z = rng.normal(size=(2, 4, 1)) * 2
+    theta = rng.normal(size=(2, 3, 2)) * 2
+    delta = rng.normal(size=(2, 4, 3))
     forward_error = np.asarray(sine_forward(track(z), track(theta)).error)
     return z, theta, delta, forward_error
 
@@ -51,13 +50,14 @@ def test_probes_are_within_their_bound(sine_case):
     reference, directions = oracles.probe_differences(
         sine_forward, z, theta, delta, forward_error, probes=8
     )
-    exact = np.einsum("kjp,jp->k", directions, sine_gradient(z, theta, delta))
+    assert reference.value.shape == (2, 8) and directions.shape == (2, 8, 3, 2)
+    exact = np.einsum("kqjp,kjp->kq", directions, sine_gradient(z, theta, delta))
     assert np.all(np.abs(reference.value - exact) <= reference.error)
 
 
 def test_input_differences_match_autograd(sine_case):
     z, theta, delta, forward_error = sine_case
-    _, d_z = oracles.autograd_gradients(sine_forward, z, theta, delta)
+    _, d_z, _ = oracles.autograd_gradients(sine_forward, z, theta, delta)
     for layout in ("full", "columns"):
         reference = oracles.input_differences(
             sine_forward, z, theta, delta, forward_error, layout=layout
@@ -67,7 +67,7 @@ def test_input_differences_match_autograd(sine_case):
 
 def test_autograd_reference_is_exact_within_its_bound(sine_case):
     z, theta, delta, _ = sine_case
-    d_theta, _ = oracles.autograd_gradients(sine_forward, z, theta, delta)
+    d_theta, _, _ = oracles.autograd_gradients(sine_forward, z, theta, delta)
     assert np.all(np.abs(d_theta.value - sine_gradient(z, theta, delta)) <= 2 * d_theta.error)
     assert np.all(d_theta.error < 1e-13)
 
@@ -86,20 +86,28 @@ def test_unit_contributions_add_up_to_the_gradient():
     layer = LAYER_TYPES["softmax_dense"]
     phi = ACTIVATIONS["identity"]
     rng = np.random.default_rng(2)
-    z, theta, delta = rng.normal(size=(3, 2)), rng.normal(size=(4, 3)), rng.normal(size=(3, 4))
+    z, theta, delta = (
+        rng.normal(size=(2, 3, 2)),
+        rng.normal(size=(2, 4, 3)),
+        rng.normal(size=(2, 3, 4)),
+    )
 
     def forward(inputs, parameters):
         return layer.forward(inputs, parameters, phi)
 
-    contributions = oracles.unit_contributions(forward, z, theta, delta)
-    d_theta, _ = oracles.autograd_gradients(forward, z, theta, delta)
+    d_theta, _, contributions = oracles.autograd_gradients(forward, z, theta, delta)
+    assert contributions.value.shape == (2, 4, 4, 3)  # cases, output units, units, parameters
     np.testing.assert_allclose(
-        contributions.value.sum(axis=0), d_theta.value, rtol=1e-12, atol=1e-15
+        contributions.value.sum(axis=1), d_theta.value, rtol=1e-12, atol=1e-15
     )
-    assert 0.2 < oracles.off_diagonal_mass(contributions.value) < 1.0
+    mass = oracles.off_diagonal_mass(contributions.value)
+    assert mass.shape == (2,) and np.all((mass > 0.2) & (mass < 1.0))
     sample = np.array([0, 2])
-    sampled = oracles.unit_contributions(forward, z, theta, delta, units=sample)
-    np.testing.assert_allclose(sampled.value, contributions.value[sample], rtol=1e-12)
+    sampled_gradient, _, sampled = oracles.autograd_gradients(
+        forward, z, theta, delta, units=sample
+    )
+    np.testing.assert_allclose(sampled.value, contributions.value[:, sample], rtol=1e-12)
+    np.testing.assert_allclose(sampled_gradient.value, d_theta.value, rtol=1e-12, atol=1e-15)
 
 
 def test_step_follows_float64_epsilon_and_scale():
