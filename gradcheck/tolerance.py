@@ -132,9 +132,9 @@ class Event:
         """One line on the first flagged element; with case and count, on the first of
         that one of `count` stacked cases (when the result carries the case axis)."""
         mask, value, radius = self.mask, self.value, self.radius
-        if case is not None and count is not None and self.cases(count)[case]:
-            if mask.ndim >= 1 and mask.shape[0] == count:
-                mask, value, radius = mask[case], value[case], radius[case]
+        carries_cases = count is not None and mask.ndim >= 1 and mask.shape[0] == count
+        if case is not None and carries_cases and mask[case].any():
+            mask, value, radius = mask[case], value[case], radius[case]
         index = tuple(int(i) for i in np.argwhere(mask)[0])
         at = ", ".join(str(i) for i in index)
         if self.kind == "domain":
