@@ -47,6 +47,9 @@ class Activation:
     parameter: float | None = None
     parameter_range: tuple[float, float] | None = None
 
+    def __repr__(self) -> str:
+        return f"Activation({self.label!r})"
+
     @property
     def label(self) -> str:
         """The name, with the parameter when there is one: ``leaky_relu(-0.2)``."""

@@ -69,6 +69,16 @@ class Case:
     theta: ArrayLike
     delta: ArrayLike
 
+    def __repr__(self) -> str:
+        layer = getattr(self.layer_type, "name", self.layer_type)
+        activation = getattr(self.activation, "label", self.activation)
+        arrays = ", ".join(
+            f"{name}={np.asarray(value).tolist()!r}"  # exact: floats repr round-trip
+            for name, value in (("z", self.z), ("theta", self.theta), ("delta", self.delta))
+        )
+        dtype = getattr(np.asarray(self.z), "dtype", "")
+        return f"Case({layer!r}, {activation!r}, {dtype}, {arrays})"
+
 
 @dataclass(frozen=True)
 class CaseSummary:
@@ -277,9 +287,18 @@ class _Clock:
 #: Cases of one layer type, activation, dtype and shape are checked this many at a time.
 BATCH_SIZE = 64
 _LAYOUTS = ("auto", "full", "columns", "probes")
+_KINK_MODES = ("report", "subgradient")
 
 
-def _check_options(oracles: Sequence[str], finite_differences: str, probes: int) -> None:
+@dataclass(frozen=True)
+class _Options:
+    oracles: tuple[str, ...]
+    finite_differences: str
+    probes: int
+    kinks: str
+
+
+def _options(oracles: Sequence[str], finite_differences: str, probes: int, kinks: str) -> _Options:
     for name in oracles:
         if name not in ORACLES:
             raise UnknownNameError("oracle", name, list(ORACLES))
@@ -290,6 +309,9 @@ def _check_options(oracles: Sequence[str], finite_differences: str, probes: int)
         )
     if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
         raise GradcheckError(f"probes must be a positive integer, got {probes!r}")
+    if kinks not in _KINK_MODES:
+        raise GradcheckError(f"kinks must be 'report' or 'subgradient', got {kinks!r}")
+    return _Options(tuple(oracles), finite_differences, probes, kinks)
 
 
 def check(
@@ -298,17 +320,21 @@ def check(
     oracles: Sequence[str] = ORACLES,
     finite_differences: str = "auto",
     probes: int = 16,
+    kinks: str = "report",
 ) -> CheckResult:
     """Check one case's hand-written gradients against the oracles.
 
     oracles: any of "dense", "autograd", "finite-differences".
     finite_differences: "auto", "full", "columns" or "probes" (see gradcheck.oracles).
     probes: how many random directions the "probes" layout uses.
+    kinks: "report" gives a case at a kink the verdict non-differentiable; "subgradient"
+    checks instead that the hand-written derivatives lie between the one-sided
+    differences there (a subgradient check).
     Unknown names raise `UnknownNameError`; everything wrong with the case itself comes
     back as an invalid-input verdict whose message names the array and the problem.
     """
     return check_many(
-        [case], oracles=oracles, finite_differences=finite_differences, probes=probes
+        [case], oracles=oracles, finite_differences=finite_differences, probes=probes, kinks=kinks
     )[0]
 
 
@@ -318,10 +344,11 @@ def check_many(
     oracles: Sequence[str] = ORACLES,
     finite_differences: str = "auto",
     probes: int = 16,
+    kinks: str = "report",
 ) -> list[CheckResult]:
     """Check many cases, in order; the same as `check` on each, but cases that share a
     layer type, activation, dtype and shape are stacked and checked in one vectorised pass."""
-    _check_options(oracles, finite_differences, probes)
+    options = _options(oracles, finite_differences, probes, kinks)
     results: list[CheckResult | None] = [None] * len(cases)
     groups: dict[tuple[Any, ...], list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
     for index, case in enumerate(cases):
@@ -339,11 +366,19 @@ def check_many(
             chunk = members[start : start + BATCH_SIZE]
             stacked = (np.stack([member[k] for member in chunk]) for k in (1, 2, 3))
             batch = _Batch(layer, phi, *stacked)
-            for (index, *_), result in zip(
-                chunk, batch.check(oracles, finite_differences, probes), strict=True
-            ):
+            for (index, *_), result in zip(chunk, batch.check(options), strict=True):
                 results[index] = result
     return [result for result in results if result is not None]
+
+
+@dataclass(frozen=True)
+class _HandWritten:
+    """The hand-written side of a batch, each with its running error bound."""
+
+    unit_jacobian: tolerance.Tracked  # B, (K, N, J, P)
+    input_jacobian: tolerance.Tracked  # ∂f/∂z, (K, N, J, I)
+    gradient: tolerance.Tracked  # A = Σ_n diag(δ_n) B_n, (K, J, P)
+    inputs_gradient: tolerance.Tracked  # δ_in = δ · ∂f/∂z, (K, N, I)
 
 
 class _Batch:
@@ -365,6 +400,8 @@ class _Batch:
         self.comparisons: list[list[Comparison]] = [[] for _ in range(self.count)]
         self.invalid: list[str | None] = [None] * self.count
         self.non_differentiable: list[str | None] = [None] * self.count
+        self.singular = np.zeros(self.count, dtype=bool)  # at a singularity, not a kink
+        self.at_kink = np.zeros(self.count, dtype=bool)  # checked by the subgradient test
         self.mass: np.ndarray | None = None
         self.rank_one = "not applicable"
 
@@ -420,12 +457,15 @@ class _Batch:
                 reasons = self.non_differentiable
                 prefix = "non-differentiable: "
                 suffix = "; the gradient is not defined within the finite-difference step"
-            for k in np.flatnonzero(event.cases(self.count)):
+            touched = event.cases(self.count)
+            if event.kind == "singularity":
+                self.singular |= touched
+            for k in np.flatnonzero(touched):
                 if reasons[k] is None:
                     reasons[k] = prefix + event.describe(int(k), self.count) + suffix
 
-    def hand_written(self) -> tuple[tolerance.Tracked, tolerance.Tracked, np.ndarray]:
-        """A = δ ⊙ B and δ_in in the working dtype with their running error bounds, and B."""
+    def hand_written(self) -> _HandWritten:
+        """B, ∂f/∂z, A = δ ⊙ B and δ_in in the working dtype with running error bounds."""
         count, n, i = self.z.shape
         j, p = self.theta.shape[1:]
         z, theta, delta = (tolerance.track(a) for a in (self.z, self.theta, self.delta))
@@ -443,7 +483,7 @@ class _Batch:
             )
             inputs_gradient = compact.input_gradient(delta, input_jacobian)
         self.mark_events(events)
-        return gradient, inputs_gradient, np.asarray(unit_jacobian.value)
+        return _HandWritten(unit_jacobian, input_jacobian, gradient, inputs_gradient)
 
     def call(
         self, what: str, function: Callable[[], Any], shape: tuple[int, ...]
@@ -463,30 +503,63 @@ class _Batch:
             )
         return result
 
-    def check(self, chosen: Sequence[str], layout: str, probes: int) -> list[CheckResult]:
+    def check(self, options: _Options) -> list[CheckResult]:
         try:
             forward_error = self.clock.run("forward", self.reference_forward)
-            gradient, inputs_gradient, unit_jacobian = self.clock.run(
-                "hand-written", self.hand_written
-            )
+            hand = self.clock.run("hand-written", self.hand_written)
         except _CaseError as problem:
             return [
                 CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", self.summary)
             ] * self.count
-        if "dense" in chosen:
-            self.clock.run("dense", lambda: self.dense(gradient, unit_jacobian))
-        if "autograd" in chosen:
+        gradient, inputs_gradient = hand.gradient, hand.inputs_gradient
+        if "dense" in options.oracles:
+            self.clock.run("dense", lambda: self.dense(gradient, hand.unit_jacobian.value))
+        if "autograd" in options.oracles:
             self.clock.run("autograd", lambda: self.autograd(gradient, inputs_gradient))
-        if "finite-differences" in chosen:
+        if "finite-differences" in options.oracles:
             self.clock.run(
                 "finite-differences",
                 lambda: self.finite_differences(
-                    gradient, inputs_gradient, forward_error, layout, probes
+                    gradient,
+                    inputs_gradient,
+                    forward_error,
+                    options.finite_differences,
+                    options.probes,
                 ),
             )
+        if options.kinks == "subgradient":
+            self.clock.run("finite-differences", lambda: self.subgradient(hand, forward_error))
         seconds = {stage: elapsed / self.count for stage, elapsed in self.clock.seconds.items()}
         seconds["total"] = sum(seconds.values())
         return [self.verdict(k, seconds) for k in range(self.count)]
+
+    def subgradient(self, hand: _HandWritten, forward_error: np.ndarray) -> None:
+        """At a kink, B and ∂f/∂z must lie between the one-sided differences."""
+        kinked = np.array([reason is not None for reason in self.non_differentiable])
+        kinked &= ~self.singular
+        if self.layer.coupled or not kinked.any():
+            return  # one-sided column differences need independent units
+        start = time.perf_counter()
+        for k in np.flatnonzero(kinked):
+            # Central differences and autograd are meaningless at a kink; the algebra is not.
+            self.comparisons[k] = [c for c in self.comparisons[k] if c.oracle == "dense"]
+            self.non_differentiable[k] = None
+        self.at_kink = kinked
+        for wrt, jacobian, target, names in (
+            ("theta", hand.unit_jacobian, "parameters", ("row", "unit", "parameter")),
+            ("z", hand.input_jacobian, "inputs", ("row", "unit", "input")),
+        ):
+            low, high, slack = oracles.one_sided_differences(
+                self.forward, self.z64, self.theta64, forward_error, wrt=wrt
+            )
+            value = np.asarray(jacobian.value, dtype=np.float64)
+            nearest = np.clip(value, low, high)
+            self.add(
+                _compare("finite-differences", target, "one-sided differences (subgradient)",
+                         value, nearest, slack + jacobian.error, time.perf_counter() - start,
+                         names),
+                cases=kinked,
+            )  # fmt: skip
 
     def dense(self, gradient: tolerance.Tracked, unit_jacobian: np.ndarray) -> None:
         start = time.perf_counter()
@@ -683,12 +756,15 @@ class _Batch:
                 f" (closest: {closest.oracle} on ∂E/∂{symbol} at "
                 f"{closest.worst_ratio:.2g} of its bound)"
             )
-        return result(Verdict.PASS, f"pass: {len(comparisons)} comparisons agree{detail}")
+        kink = " at a kink, within the one-sided differences" if self.at_kink[k] else ""
+        return result(Verdict.PASS, f"pass{kink}: {len(comparisons)} comparisons agree{detail}")
 
 
 def _mismatch_message(comparison: Comparison) -> str:
     where = ", ".join(f"{name} {index}" for name, index in comparison.worst_entry.items())
     target = "∂E/∂z (formula 1)" if comparison.target == "inputs" else "∂E/∂θ (formula 2)"
+    if "row" in comparison.worst_entry and "unit" in comparison.worst_entry:  # a Jacobian entry
+        target = "∂f/∂z" if comparison.target == "inputs" else "B = ∂f/∂θ"
     return (
         f"mismatch: {comparison.oracle} ({comparison.method}) disagrees on {target} at {where}: "
         f"hand-written {comparison.hand_written:.9g}, reference {comparison.reference:.9g}, "

@@ -49,6 +49,12 @@ class LayerType:
     I = J. coupled layers break the block-diagonal precondition; min_units is the
     smallest J at which they do. parameter_gradient(δ, B), when given, is a hand-written
     way of forming A from δ and B in place of `gradcheck.compact.compact_gradient`.
+
+    Two fields serve the generators. clear_of_kinks(z, θ, φ) gets z and θ as Tracked
+    arrays whose error is the finite-difference step and returns θ moved so that no
+    pre-activation lies within twice its uncertainty of a kink (None: the layer cannot,
+    so generators pair it only with smooth activations). positive_columns are columns of
+    θ that must be positive (rbf widths).
     """
 
     name: str
@@ -65,6 +71,11 @@ class LayerType:
     accepts_parameters: Callable[[int, int], bool] | None = None
     kinks: str = "the activation's"
     parameter_gradient: Callable[[Any, Any], Any] | None = None
+    clear_of_kinks: Callable[[Any, Any, Activation], np.ndarray] | None = None
+    positive_columns: tuple[int, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"LayerType({self.name!r})"
 
     def shape_problem(self, inputs: int, units: int, parameters: int) -> str | None:
         """Why (I, J, P) is not a valid shape for this layer type, or None."""
@@ -291,6 +302,12 @@ def _maxout_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     return np.einsum("...njm,...jmi->...nji", chosen, weights[..., :-1])
 
 
+def _gated_clear(z: Any, theta: Any, phi: Activation) -> np.ndarray:
+    """Shift the value path's bias (column I of θ); the sigmoid gate has no kinks."""
+    half = theta.shape[-1] // 2
+    return _bias_shift(lambda z, theta: _gated_parts(z, theta)[0], half - 1)(z, theta, phi)
+
+
 def _maxout_accepts(inputs: int, parameters: int) -> bool:
     return parameters > 0 and parameters % (inputs + 1) == 0
 
@@ -460,6 +477,75 @@ def _tied_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
     return phi.derivative(_tied_pre(z, theta))[..., None] * weights
 
 
+# ---- placing cases clear of kinks ---------------------------------------------------------------
+
+
+def clearing_shift(values: np.ndarray, margins: np.ndarray, kinks: tuple[float, ...]) -> np.ndarray:
+    """The smallest shift s per unit that takes every a_nj + s further than margin_nj
+    from each kink: values and margins (..., N, J), result (..., J)."""
+    candidates = [np.zeros(values.shape[:-2] + values.shape[-1:])[..., None]]
+    for kink in kinks:
+        for side in (-1.5, 1.5):  # just beyond either edge of each forbidden interval
+            candidates.append(np.moveaxis(kink - values + side * margins, -2, -1))
+    shifts = np.concatenate(candidates, axis=-1)  # (..., J, C)
+    moved = values[..., None, :, :] + np.moveaxis(shifts, -1, -2)[..., :, None, :]  # (..., C, N, J)
+    clear = np.ones(moved.shape, dtype=bool)
+    for kink in kinks:
+        clear &= np.abs(moved - kink) > margins[..., None, :, :]
+    valid = np.asarray(clear.all(axis=-2))  # (..., C, J)
+    cost = np.where(np.moveaxis(valid, -2, -1), np.abs(shifts), np.inf)
+    return np.take_along_axis(shifts, np.argmin(cost, axis=-1)[..., None], axis=-1)[..., 0]
+
+
+def _bias_shift(preactivation: Callable[[Any, Any], Any], column: int) -> Callable[..., np.ndarray]:
+    """clear_of_kinks for layers whose θ has a column added to the pre-activation."""
+
+    def clear(z: Any, theta: Any, phi: Activation) -> np.ndarray:
+        moved = np.array(theta.value, dtype=np.float64)
+        if phi.kinks:
+            pre = preactivation(z, theta)
+            shift = clearing_shift(pre.value, 2.0 * pre.error, phi.kinks)
+            moved[..., column] += shift
+        return moved
+
+    return clear
+
+
+def _maxout_clear(z: Any, theta: Any, phi: Activation) -> np.ndarray:
+    """Raise the winning piece's bias until, for every example, it leads the runner-up
+    by more than twice their uncertainty."""
+    from gradcheck.tolerance import Tracked
+
+    inputs = z.shape[-1] + 1
+    moved = np.array(theta.value, dtype=np.float64)
+    pieces = moved.shape[-1] // inputs
+    for _ in range(4 * pieces * z.shape[-2] + 1):
+        candidate = Tracked(moved, theta.error)
+        values = _maxout_pieces(z, candidate)[0]  # (..., N, J, k)
+        order = np.argsort(values.value, axis=-1)
+        best, second = order[..., -1:], order[..., -2:-1]
+        gap = (
+            np.take_along_axis(values.value, best, -1)
+            - np.take_along_axis(values.value, second, -1)
+        )[..., 0]
+        margin = (
+            2.0
+            * (
+                np.take_along_axis(values.error, best, -1)
+                + np.take_along_axis(values.error, second, -1)
+            )[..., 0]
+        )
+        short = np.where(gap <= margin, 2.0 * margin - gap, 0.0)  # (..., N, J)
+        if pieces < 2 or not short.any():
+            break
+        raise_by = np.zeros(moved.shape[:-1] + (pieces,))  # (..., J, k)
+        winner = best[..., 0]  # (..., N, J)
+        for m in range(pieces):
+            raise_by[..., m] = np.max(np.where(winner == m, short, 0.0), axis=-2)
+        moved[..., inputs - 1 :: inputs] += raise_by
+    return moved
+
+
 # ---- the catalogue ------------------------------------------------------------------------------
 
 
@@ -476,29 +562,30 @@ def _plus_one(i: int) -> int:
 LAYER_TYPES: Mapping[str, LayerType] = _catalogue(
     LayerType("dense", "f_j = φ(wʲ·z + b_j)",
               _dense_forward, _dense_unit_jacobian, _dense_input_jacobian, _plus_one,
-              rank_one=_dense_rank_one),
+              rank_one=_dense_rank_one, clear_of_kinks=_bias_shift(_affine, -1)),
     LayerType("linear", "f_j = wʲ·z + b_j",
               _linear_forward, _linear_unit_jacobian, _linear_input_jacobian, _plus_one,
               rank_one=_linear_rank_one, uses_activation=False, kinks="none"),
     LayerType("rbf", "f_j = exp(-γ_j ‖z - cʲ‖²)",
               _rbf_forward, _rbf_unit_jacobian, _rbf_input_jacobian, _plus_one,
-              uses_activation=False, kinks="none"),
+              uses_activation=False, kinks="none", positive_columns=(-1,)),
     LayerType("elementwise", "f_j = φ(α_j z_j + β_j)",
               _elementwise_forward, _elementwise_unit_jacobian, _elementwise_input_jacobian,
-              lambda i: 2, square=True),
+              lambda i: 2, square=True, clear_of_kinks=_bias_shift(_elementwise_pre, 1)),
     LayerType("weightnorm", "f_j = φ(g_j vʲ·z / ‖vʲ‖ + b_j)",
               _weightnorm_forward, _weightnorm_unit_jacobian, _weightnorm_input_jacobian,
-              lambda i: i + 2, kinks="the activation's; ‖vʲ‖ = 0"),
+              lambda i: i + 2, kinks="the activation's; ‖vʲ‖ = 0",
+              clear_of_kinks=_bias_shift(lambda z, theta: _weightnorm_parts(z, theta)[0], -1)),
     LayerType("cosine", "f_j = φ(wʲ·z / (‖wʲ‖ ‖z‖))",
               _cosine_forward, _cosine_unit_jacobian, _cosine_input_jacobian, lambda i: i,
               kinks="the activation's; ‖wʲ‖ = 0 or ‖z‖ = 0"),
     LayerType("maxout", "f_j = max_m (Wʲ_m·z + bʲ_m)",
               _maxout_forward, _maxout_unit_jacobian, _maxout_input_jacobian,
               lambda i: 2 * (i + 1), uses_activation=False, accepts_parameters=_maxout_accepts,
-              kinks="ties between pieces"),
+              kinks="ties between pieces", clear_of_kinks=_maxout_clear),
     LayerType("gated", "f_j = φ(aʲ·z + α_j) σ(cʲ·z + β_j)",
               _gated_forward, _gated_unit_jacobian, _gated_input_jacobian,
-              lambda i: 2 * (i + 1)),
+              lambda i: 2 * (i + 1), clear_of_kinks=_gated_clear),
     LayerType("softmax_dense", "f = softmax(W z + b)",
               _softmax_forward, _softmax_unit_jacobian, _softmax_input_jacobian, _plus_one,
               coupled=True, uses_activation=False, min_units=2, kinks="none"),
@@ -507,10 +594,10 @@ LAYER_TYPES: Mapping[str, LayerType] = _catalogue(
               coupled=True, min_units=2),
     LayerType("conv_shared", "f_j = φ(Σ_m k_m z_(j+m mod I) + b_j)",
               _conv_forward, _conv_unit_jacobian, _conv_input_jacobian, lambda i: 2,
-              coupled=True, square=True, min_units=2),
+              coupled=True, square=True, min_units=2, clear_of_kinks=_bias_shift(_conv_pre, 1)),
     LayerType("tied", "f = φ((W + Wᵀ) z + b)",
               _tied_forward, _tied_unit_jacobian, _tied_input_jacobian, _plus_one,
-              coupled=True, square=True, min_units=2),
+              coupled=True, square=True, min_units=2, clear_of_kinks=_bias_shift(_tied_pre, -1)),
 )  # fmt: skip
 
 

@@ -356,3 +356,47 @@ def probe_differences(
     estimate, error = _richardson(d1, d2, rho, rho / 2.0)
     reference = Reference(estimate.T, error.T, f"finite differences ({probes} probes)")
     return reference, np.moveaxis(directions, 0, 1)
+
+
+def one_sided_differences(
+    forward: ForwardFn,
+    z: np.ndarray,
+    theta: np.ndarray,
+    forward_error: np.ndarray,
+    *,
+    wrt: str,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Where f has a kink: the one-sided difference quotients of each output f_nj.
+
+    For every entry of θ (wrt="theta", result (K, N, J, P)) or of z (wrt="z", result
+    (K, N, J, I)) returns the interval [low, high] spanned by the forward and backward
+    derivatives (one-sided differences at h and 2h, extrapolated), and a slack: how much
+    each difference moves between h and 2h, plus the rounding of the function values.
+    A derivative at a kink (any subgradient) lies in [low - slack, high + slack].
+    Columns are perturbed together, which is exact when units (for θ) and examples
+    (for z) are independent.
+    """
+    x = theta if wrt == "theta" else z
+    h = step_sizes(x)
+    base = forward(z, theta)  # (K, N, J)
+    columns = np.eye(x.shape[-1], dtype=bool)  # (C, C): which column each variant moves
+    quotients = []
+    for scale in (1.0, -1.0, 2.0, -2.0):
+        shifted = (x + scale * h) - x  # the steps actually taken
+        variants = x[None] + shifted[None] * columns[:, None, None, :]  # (C, K, ..., C)
+        if wrt == "theta":
+            outputs = forward(z, variants)  # (C, K, N, J)
+            steps = np.moveaxis(shifted, -1, 0)[:, :, None, :]  # unit j's step in column c
+        else:
+            outputs = forward(variants, theta)
+            steps = np.moveaxis(shifted, -1, 0)[:, :, :, None]  # example n's step in column c
+        quotients.append(np.moveaxis((outputs - base) / steps, 0, -1))  # (K, N, J, C)
+    forward1, backward1, forward2, backward2 = quotients
+    # Extrapolated one-sided derivatives 2 D(h) - D(2h) are O(h²) from the truth, and each
+    # is exactly |D(h) - D(2h)| from D(h), which bounds that with room to spare.
+    right, left = 2.0 * forward1 - forward2, 2.0 * backward1 - backward2
+    low, high = np.minimum(right, left), np.maximum(right, left)
+    steps = h[..., None, :, :] if wrt == "theta" else h[..., :, None, :]
+    rounding = 5.0 * forward_error[..., None] / steps  # 2 ρ(h) + ρ(2h), ρ(h) = 2 e_f / h
+    slack = np.maximum(np.abs(forward1 - forward2), np.abs(backward1 - backward2)) + rounding
+    return low, high, slack

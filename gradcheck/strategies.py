@@ -1,0 +1,382 @@
+"""Hypothesis strategies for gradcheck's cases, built to shrink to readable counterexamples.
+
+Compose them in your own tests::
+
+    from hypothesis import given
+    from gradcheck import strategies as gst
+
+    @given(gst.cases(layer_types=["dense"], activations=["tanh", "gelu"]))
+    def test_my_catalogue_row(case):
+        gst.assert_gradients_correct(case)
+
+Every strategy shrinks towards the simplest case: the first layer type (dense), the first
+activation (identity), I = J = N = 1, float64, and values of 1. Values come from one byte
+each (`VALUES`): byte 0 is 1.0, small bytes are small integers and halves of either sign,
+the rest irregular magnitudes in [1/8, 8], so a shrunk counterexample reads like a
+textbook example while a random draw has non-symmetric weights, random δ and scales away
+from 1. Pre-activations are placed clear of kinks by construction (see
+`LayerType.clear_of_kinks`), never by rejection.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from hypothesis import currently_in_test_context, event, note, target
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from gradcheck import profiles
+from gradcheck.activations import ACTIVATIONS, Activation, resolve_activation
+from gradcheck.checker import Case, CheckResult, Verdict, check_many
+from gradcheck.errors import GradientMismatch
+from gradcheck.layers import LAYER_TYPES, LayerType, resolve_layer_type
+from gradcheck.oracles import step_sizes
+from gradcheck.reproduce import reproduction
+from gradcheck.tolerance import track
+
+__all__ = [
+    "VALUES",
+    "activations",
+    "assert_gradients_correct",
+    "case_stacks",
+    "cases",
+    "dtypes",
+    "layer_types",
+]
+
+profiles.register()
+
+
+def _value_table() -> np.ndarray:
+    simple = [1.0, 2.0, 0.5, 3.0, 1.5, 0.25, 4.0, 0.75, 5.0, 2.5, 0.125, 6.0, 1.25, 3.5, 0.375, 8.0]
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    irregular = [2.0 ** (-3.0 + 6.0 * ((k * golden) % 1.0)) for k in range(1, 113)]
+    magnitudes = np.array(simple + irregular)
+    signs = np.array([1.0, -1.0])
+    return (magnitudes[:, None] * signs[None, :]).reshape(-1)  # byte b: sign b & 1, size b >> 1
+
+
+#: The value each byte of a drawn blob stands for: VALUES[0] = 1.0, VALUES[1] = -1.0, ...
+VALUES = _value_table()
+#: The scale each scale byte stands for (z and θ each get one per case).
+SCALES = np.array([1.0, 0.5, 2.0, 0.25, 4.0, 0.125])
+
+_KINK_MODES = ("avoid", "allow")
+
+
+# ---- argument validation, in hypothesis's manner ---------------------------------------------
+
+
+def _check_bounds(name: str, low: int, high: int, least: int = 1) -> None:
+    for label, value in ((f"min_{name}", low), (f"max_{name}", high)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidArgument(f"{label}={value!r} must be an integer")
+    if low < least:
+        raise InvalidArgument(f"min_{name}={low} must be at least {least}")
+    if high < low:
+        raise InvalidArgument(f"max_{name}={high} must be at least min_{name}={low}")
+
+
+def _resolve_all(
+    kind: str, choices: Sequence[Any] | None, resolve: Any, catalogue: Any
+) -> list[Any]:
+    if choices is None:
+        return list(catalogue.values())
+    if isinstance(choices, str) or not isinstance(choices, Sequence):
+        raise InvalidArgument(f"{kind} must be a sequence of names, got {choices!r}")
+    if not choices:
+        raise InvalidArgument(f"{kind} must not be empty")
+    try:
+        return [resolve(choice) for choice in choices]
+    except LookupError as error:
+        raise InvalidArgument(str(error)) from None
+
+
+# ---- the catalogue strategies ----------------------------------------------------------------
+
+
+def activations(
+    *, names: Sequence[str | Activation] | None = None, smooth: bool = False
+) -> st.SearchStrategy[Activation]:
+    """Activations from the catalogue (or `names`), identity first; parametric ones draw
+    their parameter from its range (leaky_relu's slope takes either sign). smooth=True
+    keeps only activations without kinks."""
+    rows = _resolve_all("names", names, resolve_activation, ACTIVATIONS)
+    if smooth:
+        rows = [row for row in rows if not row.kinks]
+        if not rows:
+            raise InvalidArgument("smooth=True left no activation to draw from")
+    return st.sampled_from(rows).flatmap(_with_drawn_parameter)
+
+
+def _with_drawn_parameter(activation: Activation) -> st.SearchStrategy[Activation]:
+    if activation.parameter_range is None:
+        return st.just(activation)
+    low, high = activation.parameter_range
+    return st.floats(low, high, allow_nan=False).map(activation.with_parameter)
+
+
+def layer_types(
+    *, coupled: bool | None = False, names: Sequence[str | LayerType] | None = None
+) -> st.SearchStrategy[LayerType]:
+    """Layer types from the catalogue (or `names`), dense first. coupled=False (the
+    default) keeps unit-partitioned types, True the coupled controls, None both."""
+    if coupled not in (True, False, None):
+        raise InvalidArgument(f"coupled must be True, False or None, got {coupled!r}")
+    rows = _resolve_all("names", names, resolve_layer_type, LAYER_TYPES)
+    if coupled is not None:
+        rows = [row for row in rows if row.coupled == coupled]
+    if not rows:
+        raise InvalidArgument(f"no layer type is left with coupled={coupled!r}")
+    return st.sampled_from(rows)
+
+
+def dtypes(*, names: Sequence[str] = ("float64", "float32")) -> st.SearchStrategy[np.dtype[Any]]:
+    """float64, then float32 (or the given names)."""
+    if isinstance(names, str) or not names:
+        raise InvalidArgument(f"names must be a non-empty sequence of dtype names, got {names!r}")
+    chosen = []
+    for name in names:
+        if name not in ("float32", "float64"):
+            raise InvalidArgument(f"dtype {name!r} is not supported; choose float32 or float64")
+        chosen.append(np.dtype(name))
+    return st.sampled_from(chosen)
+
+
+# ---- cases -----------------------------------------------------------------------------------
+
+
+def cases(
+    *,
+    layer_types: Sequence[str | LayerType] | None = None,
+    activations: Sequence[str | Activation] | None = None,
+    dtypes: Sequence[str] = ("float64", "float32"),
+    coupled: bool | None = False,
+    min_inputs: int = 1,
+    max_inputs: int = 4,
+    min_units: int = 1,
+    max_units: int = 4,
+    min_batch: int = 1,
+    max_batch: int = 4,
+    kinks: str = "avoid",
+) -> st.SearchStrategy[Case]:
+    """One case: a layer type, an activation, z (N × I), θ (J × P) and δ (N × J).
+
+    layer_types, activations and dtypes are the choices (names or rows; default: the
+    whole catalogue, unit-partitioned layers only unless coupled is None or True).
+    kinks="avoid" places every pre-activation clear of the activation's kinks by more
+    than the finite-difference step can reach (layers that cannot move their
+    pre-activations, like cosine, are paired only with smooth activations); "allow"
+    leaves values where they fall, for the subgradient check.
+    """
+    return case_stacks(
+        layer_types=layer_types, activations=activations, dtypes=dtypes, coupled=coupled,
+        min_inputs=min_inputs, max_inputs=max_inputs, min_units=min_units, max_units=max_units,
+        min_batch=min_batch, max_batch=max_batch, kinks=kinks, min_size=1, max_size=1,
+    ).map(lambda stack: stack[0])  # fmt: skip
+
+
+def case_stacks(
+    *,
+    layer_types: Sequence[str | LayerType] | None = None,
+    activations: Sequence[str | Activation] | None = None,
+    dtypes: Sequence[str] = ("float64", "float32"),
+    coupled: bool | None = False,
+    min_inputs: int = 1,
+    max_inputs: int = 4,
+    min_units: int = 1,
+    max_units: int = 4,
+    min_batch: int = 1,
+    max_batch: int = 4,
+    kinks: str = "avoid",
+    min_size: int = 1,
+    max_size: int = 32,
+) -> st.SearchStrategy[list[Case]]:
+    """Lists of cases that share layer type, activation, dtype and shape, which
+    `gradcheck.checker.check_many` checks in one vectorised pass. Arguments as for
+    `cases`; min_size and max_size bound the length. A failing list shrinks to the one
+    case that fails."""
+    _check_bounds("inputs", min_inputs, max_inputs)
+    _check_bounds("units", min_units, max_units)
+    _check_bounds("batch", min_batch, max_batch)
+    _check_bounds("size", min_size, max_size)
+    if kinks not in _KINK_MODES:
+        raise InvalidArgument(f"kinks must be one of {_KINK_MODES}, got {kinks!r}")
+    layer_rows = _resolve_all("layer_types", layer_types, resolve_layer_type, LAYER_TYPES)
+    if coupled is not None:
+        layer_rows = [row for row in layer_rows if row.coupled == coupled]
+    activation_rows = _resolve_all("activations", activations, resolve_activation, ACTIVATIONS)
+    globals()["dtypes"](names=dtypes)  # validates the names
+    dtype_choices = [np.dtype(name) for name in dtypes]
+    plans = []
+    for layer in layer_rows:
+        sizes = _sizes(layer, min_inputs, max_inputs, min_units, max_units)
+        if sizes is None:
+            continue
+        choices = activation_rows if layer.uses_activation else [ACTIVATIONS["identity"]]
+        if kinks == "avoid" and layer.clear_of_kinks is None:
+            choices = [row for row in choices if not row.kinks]
+        if choices:
+            plans.append((layer, choices, sizes))
+    if not plans:
+        raise InvalidArgument(
+            "no layer type fits these bounds and choices (square layers need I = J, "
+            "coupled ones J >= 2, and layers that cannot avoid kinks need a smooth activation)"
+        )
+    return _stacks(plans, dtype_choices, min_batch, max_batch, kinks, min_size, max_size)
+
+
+def _sizes(
+    layer: LayerType, min_inputs: int, max_inputs: int, min_units: int, max_units: int
+) -> tuple[int, int, int, int] | None:
+    """The (I range, J range) a layer type can take within the bounds, or None."""
+    low_units = max(min_units, layer.min_units)
+    if layer.square:
+        low, high = max(min_inputs, low_units), min(max_inputs, max_units)
+        return None if low > high else (low, high, low, high)
+    if low_units > max_units:
+        return None
+    return (min_inputs, max_inputs, low_units, max_units)
+
+
+#: Header bytes of a blob: layer type, activation, parameter, dtype, I, J, N.
+_HEADER = 7
+
+
+def _stacks(
+    plans: list[tuple[LayerType, list[Activation], tuple[int, int, int, int]]],
+    dtype_choices: list[np.dtype[Any]],
+    min_batch: int,
+    max_batch: int,
+    kinks: str,
+    min_size: int,
+    max_size: int,
+) -> st.SearchStrategy[list[Case]]:
+    """Each case is one blob of bytes: the first blob's header picks the layer type,
+    activation, parameter, dtype and sizes for the whole stack, and each blob's body its
+    values. One byte string per case, rather than a draw per choice, because hypothesis
+    fills the tail of a long run of draws with simplest values far more often than it
+    fills bytes with zeros: per-choice draws gave all-ones δ in 6 cases out of 10."""
+    most_inputs = max(high for _, _, (_, high, _, _) in plans)
+    most_units = max(high for _, _, (_, _, _, high) in plans)
+    most_parameters = max(layer.parameters_per_unit(most_inputs) for layer, _, _ in plans)
+    grids = ((max_batch, most_inputs), (most_units, most_parameters), (max_batch, most_units))
+    body = 2 + sum(rows * columns for rows, columns in grids)
+    blob = st.binary(min_size=_HEADER + body, max_size=_HEADER + body)
+    return st.lists(blob, min_size=min_size, max_size=max_size).map(
+        lambda blobs: _build(blobs, plans, dtype_choices, grids, min_batch, max_batch, kinks)
+    )
+
+
+def _pick(byte: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> int:
+    """A size in [low, high]: byte 0 (where shrinking ends) is the smallest; other bytes
+    prefer sizes outside `avoid` (square weights hide transposition bugs, N = 1 hides
+    bias-gradient bugs)."""
+    if byte == 0:
+        return low
+    sizes = [size for size in range(low, high + 1) if size not in avoid] or list(
+        range(low, high + 1)
+    )
+    return sizes[byte % len(sizes)]
+
+
+def _build(
+    blobs: list[bytes],
+    plans: list[tuple[LayerType, list[Activation], tuple[int, int, int, int]]],
+    dtype_choices: list[np.dtype[Any]],
+    grids: tuple[tuple[int, int], ...],
+    min_batch: int,
+    max_batch: int,
+    kinks: str,
+) -> list[Case]:
+    raw = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), -1)
+    header = [int(b) for b in raw[0, :_HEADER]]
+    layer, choices, (low_inputs, high_inputs, low_units, high_units) = plans[header[0] % len(plans)]
+    phi = choices[header[1] % len(choices)]
+    if phi.parameter_range is not None:  # from the value table: byte 0 is 1, odd bytes negative
+        phi = phi.with_parameter(float(np.clip(VALUES[header[2]], *phi.parameter_range)))
+    dtype = dtype_choices[header[3] % len(dtype_choices)]
+    inputs = _pick(header[4], low_inputs, high_inputs)
+    parameters = layer.parameters_per_unit(inputs)
+    units = (
+        inputs if layer.square else _pick(header[5], low_units, high_units, (inputs, parameters))
+    )
+    batch = _pick(header[6], min_batch, max_batch, (1,))
+    shapes = ((batch, inputs), (units, parameters), (batch, units))
+    z, theta, delta = _decode(raw[:, _HEADER:], shapes, grids)
+    for column in layer.positive_columns:
+        theta[..., column] = np.abs(theta[..., column])
+    if kinks == "avoid" and layer.clear_of_kinks is not None:
+        # Work on the values the case will hold in its dtype, so that the margins hold there.
+        z, theta = (a.astype(dtype).astype(np.float64) for a in (z, theta))
+        theta = layer.clear_of_kinks(
+            track(z, 2.0 * step_sizes(z)), track(theta, 2.0 * step_sizes(theta)), phi
+        )
+    return [
+        Case(layer_type=layer, activation=phi, z=z[k].astype(dtype), theta=theta[k].astype(dtype),
+             delta=delta[k].astype(dtype))
+        for k in range(len(blobs))
+    ]  # fmt: skip
+
+
+def _decode(
+    raw: np.ndarray, shapes: tuple[tuple[int, int], ...], grids: tuple[tuple[int, int], ...]
+) -> list[np.ndarray]:
+    """Bytes to values: two scale bytes (for z and θ), then z, θ and δ, each read from the
+    top-left corner of a grid of the largest shape, so that a value keeps its byte when
+    the shrinker changes a size."""
+    scales = SCALES[raw[:, :2] % len(SCALES)]
+    arrays, start = [], 2
+    for k, ((rows, columns), (grid_rows, grid_columns)) in enumerate(
+        zip(shapes, grids, strict=True)
+    ):
+        grid = raw[:, start : start + grid_rows * grid_columns].reshape(-1, grid_rows, grid_columns)
+        values = VALUES[grid[:, :rows, :columns]]
+        if k < 2:
+            values = values * scales[:, k, None, None]
+        arrays.append(values)
+        start += grid_rows * grid_columns
+    return arrays
+
+
+# ---- use inside a hypothesis test ------------------------------------------------------------
+
+
+def assert_gradients_correct(*cases: Case, **options: Any) -> list[CheckResult]:
+    """Check cases inside a hypothesis test, and steer the search.
+
+    Records an event() per layer type and activation, target()s the largest error/bound
+    ratio so that hypothesis hunts for the worst case, note()s each failing case's
+    comparisons, and raises GradientMismatch (an AssertionError) on the first mismatch
+    with the message and a reproduction snippet. Options go to `check_many`.
+    """
+    results = check_many(cases, **options)
+    if not currently_in_test_context():
+        for case, result in zip(cases, results, strict=True):
+            if result.verdict is Verdict.MISMATCH:
+                raise GradientMismatch(result, case=case, reproduction=reproduction(case))
+        return results
+    worst = 0.0
+    for result in results:
+        summary = result.case
+        if summary is not None:
+            event(f"{summary.layer_type} / {summary.activation} / {summary.dtype}")
+        event(f"verdict: {result.verdict}")
+        if result.verdict is Verdict.PASS and result.comparisons:
+            worst = max(worst, max(c.worst_ratio for c in result.comparisons))
+    target(worst, label="largest error / bound")
+    for case, result in zip(cases, results, strict=True):
+        if result.verdict is Verdict.MISMATCH:
+            snippet = reproduction(case)
+            for comparison in result.failures():
+                note(
+                    f"{comparison.oracle} on {comparison.target}: {comparison.worst_entry} "
+                    f"hand-written {comparison.hand_written!r}, reference "
+                    f"{comparison.reference!r}, error/bound {comparison.worst_ratio:.3g}"
+                )
+            raise GradientMismatch(result, case=case, reproduction=snippet)
+    return results
