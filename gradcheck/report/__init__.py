@@ -1,0 +1,70 @@
+"""The report of a campaign: report.json (the source of truth), Markdown and HTML.
+
+`Report` holds a `Cell` of statistics per layer type × activation × dtype, the `Failure`s
+kept whole and `CostPoint`s of compact against dense; `write_report`/`read_report` and
+`ReportWriter` keep it on disk atomically; `merge` joins the reports of shards;
+`render_markdown` and `render_html` render it.
+
+Importing this package is cheap: it loads neither numpy, jinja2 nor matplotlib. The HTML
+renderer imports jinja2 and matplotlib when called (``pip install 'gradcheck[report]'``).
+"""
+
+from __future__ import annotations
+
+from gradcheck.report.html import render_html
+from gradcheck.report.io import ReportWriter, environment, load_schema, read_report, write_report
+from gradcheck.report.markdown import render_markdown
+from gradcheck.report.model import (
+    ORACLES,
+    RATIO_BIN_EDGES,
+    RATIO_BINS,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    STATUSES,
+    VERDICTS,
+    Cell,
+    CostPoint,
+    Counterexample,
+    Failure,
+    OracleSummary,
+    Report,
+    Summary,
+    WorstEntry,
+    decode_float,
+    encode_float,
+    ratio_bin,
+    utc_now,
+    worst_entries,
+)
+from gradcheck.report.shards import merge
+
+__all__ = [
+    "ORACLES",
+    "RATIO_BINS",
+    "RATIO_BIN_EDGES",
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "VERDICTS",
+    "Cell",
+    "CostPoint",
+    "Counterexample",
+    "Failure",
+    "OracleSummary",
+    "Report",
+    "ReportWriter",
+    "Summary",
+    "WorstEntry",
+    "decode_float",
+    "encode_float",
+    "environment",
+    "load_schema",
+    "merge",
+    "ratio_bin",
+    "read_report",
+    "render_html",
+    "render_markdown",
+    "utc_now",
+    "worst_entries",
+    "write_report",
+]
