@@ -11,13 +11,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gradcheck.errors import GradcheckError, UnknownNameError
+from gradcheck.errors import GradcheckError, GradientMismatch, UnknownNameError
 
 __version__ = "0.1.0"
 
 #: public name -> module that defines it, imported on first use
 _LAZY = {
     "check": "gradcheck.checker",
+    "check_many": "gradcheck.checker",
     "Case": "gradcheck.checker",
     "CheckResult": "gradcheck.checker",
     "Comparison": "gradcheck.checker",
@@ -36,16 +37,18 @@ __all__ = [
     "CheckResult",
     "Comparison",
     "GradcheckError",
+    "GradientMismatch",
     "LayerType",
     "UnknownNameError",
     "Verdict",
     "__version__",
     "check",
+    "check_many",
 ]
 
 if TYPE_CHECKING:
     from gradcheck.activations import ACTIVATIONS, Activation
-    from gradcheck.checker import Case, CheckResult, Comparison, Verdict, check
+    from gradcheck.checker import Case, CheckResult, Comparison, Verdict, check, check_many
     from gradcheck.layers import LAYER_TYPES, LayerType
 
 

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from gradcheck import compact, oracles, tolerance
+from gradcheck import compact, explain, oracles, tolerance
 from gradcheck.activations import Activation, resolve_activation
+from gradcheck.diagnosis import Diagnosis
 from gradcheck.errors import GradcheckError, UnknownNameError
 from gradcheck.layers import LayerType, identity_if_unused, resolve_layer_type
 
@@ -133,6 +134,7 @@ class CheckResult:
     off_diagonal_mass: float | None = None
     rank_one: str = "not applicable"
     seconds: Mapping[str, float] = field(default_factory=dict)
+    diagnosis: Diagnosis | None = None
 
     @property
     def passed(self) -> bool:
@@ -240,9 +242,7 @@ def _compare(
         finite_error = np.where(np.isnan(error), -np.inf, error).reshape(count, -1)
         all_nan = np.isnan(error).reshape(count, -1).all(axis=1)
         max_error = np.where(all_nan, np.nan, finite_error.max(axis=1))
-        scale = np.nanmax(
-            np.where(np.isfinite(ref), np.abs(ref), np.nan).reshape(count, -1), axis=1
-        )
+        scale = np.max(np.where(np.isfinite(ref), np.abs(ref), -np.inf).reshape(count, -1), axis=1)
         relative = np.where(scale > 0, max_error / scale, np.where(max_error == 0, 0.0, np.inf))
     unbounded = np.isinf(limit).reshape(count, -1).sum(axis=1)
     names = entry_names or _ENTRY_NAMES[target]
@@ -404,6 +404,11 @@ class _Batch:
         self.at_kink = np.zeros(self.count, dtype=bool)  # checked by the subgradient test
         self.mass: np.ndarray | None = None
         self.rank_one = "not applicable"
+        # Kept to explain failures: the hand-written side and each reference, per target.
+        self.hand: _HandWritten | None = None
+        self.references: dict[tuple[str, str], oracles.Reference] = {}
+        self.contributions: np.ndarray | None = None
+        self.contributions_error: np.ndarray | None = None
 
     def forward(self, z: Any, theta: Any) -> Any:
         return self.layer.forward(z, theta, self.phi)
@@ -506,7 +511,7 @@ class _Batch:
     def check(self, options: _Options) -> list[CheckResult]:
         try:
             forward_error = self.clock.run("forward", self.reference_forward)
-            hand = self.clock.run("hand-written", self.hand_written)
+            hand = self.hand = self.clock.run("hand-written", self.hand_written)
         except _CaseError as problem:
             return [
                 CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", self.summary)
@@ -565,6 +570,7 @@ class _Batch:
         start = time.perf_counter()
         product, method = compact.dense_gradient(self.delta, unit_jacobian)
         bound = tolerance.summation_bound(self.delta, unit_jacobian)
+        self.references["dense", "parameters"] = oracles.Reference(product, bound, method)
         self.add(
             _compare(
                 "dense",
@@ -623,6 +629,11 @@ class _Batch:
                     seconds,
                 )
             )
+        self.references["autograd", "parameters"] = d_theta
+        self.references["autograd", "inputs"] = d_z
+        if sample is None:
+            self.contributions = contributions.value
+            self.contributions_error = contributions.error
         self.mass = oracles.off_diagonal_mass(contributions.value, sample)
         coupled = self.layer.coupled | (self.mass > 0.0)
         if coupled.any():
@@ -676,6 +687,7 @@ class _Batch:
             )
         else:
             reference = oracles.parameter_differences(*arguments, layout=parameter_layout)
+            self.references["finite-differences", "parameters"] = reference
             self.add(
                 _compare(
                     "finite-differences",
@@ -694,6 +706,7 @@ class _Batch:
             else ("full" if self.z[0].size <= FULL_DIFFERENCES_BUDGET else "columns")
         )
         reference = oracles.input_differences(*arguments, layout=input_layout)
+        self.references["finite-differences", "inputs"] = reference
         self.add(
             _compare(
                 "finite-differences",
@@ -706,6 +719,12 @@ class _Batch:
             )
         )
 
+    def diagnose(self, k: int) -> Diagnosis | None:
+        """Gather case k's evidence and name the likely bug (see gradcheck.diagnosis)."""
+        if self.hand is None:
+            return None
+        return explain.diagnose_case(self, k)
+
     def verdict(self, k: int, seconds: Mapping[str, float]) -> CheckResult:
         comparisons = tuple(self.comparisons[k])
         mass = None if self.mass is None else float(self.mass[k])
@@ -715,8 +734,12 @@ class _Batch:
         ):
             rank_one = "fails"
 
-        def result(verdict: Verdict, message: str) -> CheckResult:
-            return CheckResult(verdict, message, self.summary, comparisons, mass, rank_one, seconds)
+        def result(
+            verdict: Verdict, message: str, diagnosis: Diagnosis | None = None
+        ) -> CheckResult:
+            return CheckResult(
+                verdict, message, self.summary, comparisons, mass, rank_one, seconds, diagnosis
+            )
 
         if self.invalid[k] is not None:
             return CheckResult(
@@ -739,7 +762,8 @@ class _Batch:
         )
         coupled = self.layer.coupled or (mass is not None and mass > 0.0)
         if failures and (failures[0].target == "inputs" or not coupled):
-            return result(Verdict.MISMATCH, _mismatch_message(failures[0]))
+            diagnosis = self.diagnose(k)
+            return result(Verdict.MISMATCH, _mismatch_message(failures[0], diagnosis), diagnosis)
         if coupled:
             share = "" if mass is None else f"; {mass:.1%} of the gradient's mass crosses units"
             return result(
@@ -760,7 +784,7 @@ class _Batch:
         return result(Verdict.PASS, f"pass{kink}: {len(comparisons)} comparisons agree{detail}")
 
 
-def _mismatch_message(comparison: Comparison) -> str:
+def _mismatch_message(comparison: Comparison, diagnosis: Diagnosis | None = None) -> str:
     where = ", ".join(f"{name} {index}" for name, index in comparison.worst_entry.items())
     target = "∂E/∂z (formula 1)" if comparison.target == "inputs" else "∂E/∂θ (formula 2)"
     if "row" in comparison.worst_entry and "unit" in comparison.worst_entry:  # a Jacobian entry
@@ -769,5 +793,5 @@ def _mismatch_message(comparison: Comparison) -> str:
         f"mismatch: {comparison.oracle} ({comparison.method}) disagrees on {target} at {where}: "
         f"hand-written {comparison.hand_written:.9g}, reference {comparison.reference:.9g}, "
         f"error {comparison.worst_error:.3g} exceeds the bound {comparison.worst_bound:.3g} "
-        f"({comparison.worst_ratio:.3g}x)"
+        f"({comparison.worst_ratio:.3g}x)" + ("" if diagnosis is None else f"; likely {diagnosis}")
     )

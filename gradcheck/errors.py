@@ -28,12 +28,22 @@ class UnknownNameError(GradcheckError, LookupError):
         return str(self.args[0])
 
 
+_SHORT = {"finite-differences": "differences"}
+
+
 class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the documented name
     """A hand-written gradient disagrees with a reference beyond the error model.
 
-    Carries the CheckResult, the case and a reproduction snippet; `diagnosis` names the
-    kind of bug the evidence points to, when one is recognised.
+    result is the CheckResult (or a result-like object with message, case, comparisons,
+    failures() and diagnosis), case the case, reproduction a Python snippet that rebuilds
+    it. diagnosis is the class of bug the evidence points to, one of
+    gradcheck.diagnosis.CLASSES (taken from the result unless given), and explanation the
+    whole Diagnosis with its evidence. The message fits on one screen: what failed, the
+    case, the diagnosis, a table of the worst entries and the reproduction.
     """
+
+    #: rows of the worst-entries table shown in the message
+    TABLE_ROWS = 6
 
     def __init__(
         self,
@@ -46,11 +56,14 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
         self.result = result
         self.case = case
         self.reproduction = reproduction
+        self.explanation = getattr(result, "diagnosis", None)
+        if diagnosis is None and self.explanation is not None:
+            diagnosis = getattr(self.explanation, "kind", None)
         self.diagnosis = diagnosis
         super().__init__(self._message())
 
     def _message(self) -> str:
-        lines = [self.result.message]
+        lines = [self.result.message.split("; likely ")[0]]
         summary = self.result.case
         if summary is not None:
             lines.append(
@@ -58,15 +71,39 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
                 f"I={summary.inputs} J={summary.units} N={summary.batch} "
                 f"P={summary.parameters_per_unit}"
             )
-        if self.diagnosis:
+        if self.explanation is not None:
+            lines.append(f"diagnosis: {self.explanation}")
+            lines += [f"  {line}" for line in getattr(self.explanation, "evidence", ())]
+            for label, pre, implied, true in getattr(self.explanation, "table", ())[:4]:
+                lines.append(
+                    f"  {label}: pre-activation {pre:.6g}, implied φ' {implied:.6g}, "
+                    f"true φ' {true:.6g}"
+                )
+        elif self.diagnosis:
             lines.append(f"diagnosis: {self.diagnosis}")
-        for comparison in self.result.failures():
-            where = ", ".join(f"{k} {v}" for k, v in comparison.worst_entry.items())
-            lines.append(
-                f"  {comparison.oracle:<18} {comparison.target:<10} at {where}: hand-written "
-                f"{comparison.hand_written:.9g}, reference {comparison.reference:.9g}, "
-                f"error/bound {comparison.worst_ratio:.3g}"
-            )
+        lines += self._table()
         if self.reproduction:
             lines += ["", "reproduce with:", "", self.reproduction]
         return "\n".join(lines)
+
+    def _table(self) -> list[str]:
+        """The worst entries: index, hand-written, each oracle's reference, error/bound."""
+        if not getattr(self.result, "comparisons", ()):
+            return []
+        from gradcheck.report.failure import worst_entries
+
+        rows = worst_entries(self.result)[: self.TABLE_ROWS]
+        oracles = sorted({oracle for row in rows for oracle in row.references})
+        header = f"  {'gradient':<8} {'entry':<22} {'hand-written':>15}"
+        header += "".join(f" {_SHORT.get(oracle, oracle):>15}" for oracle in oracles)
+        header += f" {'error/bound':>12}"
+        table = ["worst entries:", header]
+        for row in rows:
+            where = ", ".join(f"{k} {v}" for k, v in row.entry.items())
+            symbol = "∂E/∂z" if row.target == "inputs" else "∂E/∂θ"
+            line = f"  {symbol:<8} {where:<22} {row.hand_written:>15.9g}"
+            for oracle in oracles:
+                value = row.references.get(oracle)
+                line += f" {'':>15}" if value is None else f" {value:>15.9g}"
+            table.append(line + f" {row.ratio:>12.3g}")
+        return table

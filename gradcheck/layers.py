@@ -55,6 +55,9 @@ class LayerType:
     pre-activation lies within twice its uncertainty of a kink (None: the layer cannot,
     so generators pair it only with smooth activations). positive_columns are columns of
     θ that must be positive (rbf widths).
+
+    Two fields serve explanations of failures: preactivation(z, θ), the argument of the
+    activation (N × J), and bias_columns(I, P), the columns of θ that hold biases.
     """
 
     name: str
@@ -73,6 +76,8 @@ class LayerType:
     parameter_gradient: Callable[[Any, Any], Any] | None = None
     clear_of_kinks: Callable[[Any, Any, Activation], np.ndarray] | None = None
     positive_columns: tuple[int, ...] = ()
+    preactivation: Callable[[Any, Any], Any] | None = None
+    bias_columns: Callable[[int, int], tuple[int, ...]] = lambda inputs, parameters: ()
 
     def __repr__(self) -> str:
         return f"LayerType({self.name!r})"
@@ -305,7 +310,7 @@ def _maxout_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
 def _gated_clear(z: Any, theta: Any, phi: Activation) -> np.ndarray:
     """Shift the value path's bias (column I of θ); the sigmoid gate has no kinks."""
     half = theta.shape[-1] // 2
-    return _bias_shift(lambda z, theta: _gated_parts(z, theta)[0], half - 1)(z, theta, phi)
+    return _bias_shift(_gated_value, half - 1)(z, theta, phi)
 
 
 def _maxout_accepts(inputs: int, parameters: int) -> bool:
@@ -559,45 +564,72 @@ def _plus_one(i: int) -> int:
     return i + 1
 
 
+def _last(inputs: int, parameters: int) -> tuple[int, ...]:
+    return (parameters - 1,)
+
+
+def _weightnorm_pre(z: Any, theta: Any) -> Any:
+    return _weightnorm_parts(z, theta)[0]
+
+
+def _cosine_pre(z: Any, theta: Any) -> Any:
+    return _cosine_parts(z, theta)[0]
+
+
+def _gated_value(z: Any, theta: Any) -> Any:
+    return _gated_parts(z, theta)[0]
+
+
+def _layernorm_pre(z: Any, theta: Any) -> Any:
+    return _layernorm_parts(z, theta)[0]
+
+
 LAYER_TYPES: Mapping[str, LayerType] = _catalogue(
     LayerType("dense", "f_j = φ(wʲ·z + b_j)",
               _dense_forward, _dense_unit_jacobian, _dense_input_jacobian, _plus_one,
-              rank_one=_dense_rank_one, clear_of_kinks=_bias_shift(_affine, -1)),
+              rank_one=_dense_rank_one, clear_of_kinks=_bias_shift(_affine, -1),
+              preactivation=_affine, bias_columns=_last),
     LayerType("linear", "f_j = wʲ·z + b_j",
               _linear_forward, _linear_unit_jacobian, _linear_input_jacobian, _plus_one,
-              rank_one=_linear_rank_one, uses_activation=False, kinks="none"),
+              rank_one=_linear_rank_one, uses_activation=False, kinks="none", bias_columns=_last),
     LayerType("rbf", "f_j = exp(-γ_j ‖z - cʲ‖²)",
               _rbf_forward, _rbf_unit_jacobian, _rbf_input_jacobian, _plus_one,
               uses_activation=False, kinks="none", positive_columns=(-1,)),
     LayerType("elementwise", "f_j = φ(α_j z_j + β_j)",
               _elementwise_forward, _elementwise_unit_jacobian, _elementwise_input_jacobian,
-              lambda i: 2, square=True, clear_of_kinks=_bias_shift(_elementwise_pre, 1)),
+              lambda i: 2, square=True, clear_of_kinks=_bias_shift(_elementwise_pre, 1),
+              preactivation=_elementwise_pre, bias_columns=_last),
     LayerType("weightnorm", "f_j = φ(g_j vʲ·z / ‖vʲ‖ + b_j)",
               _weightnorm_forward, _weightnorm_unit_jacobian, _weightnorm_input_jacobian,
               lambda i: i + 2, kinks="the activation's; ‖vʲ‖ = 0",
-              clear_of_kinks=_bias_shift(lambda z, theta: _weightnorm_parts(z, theta)[0], -1)),
+              clear_of_kinks=_bias_shift(_weightnorm_pre, -1), preactivation=_weightnorm_pre,
+              bias_columns=_last),
     LayerType("cosine", "f_j = φ(wʲ·z / (‖wʲ‖ ‖z‖))",
               _cosine_forward, _cosine_unit_jacobian, _cosine_input_jacobian, lambda i: i,
-              kinks="the activation's; ‖wʲ‖ = 0 or ‖z‖ = 0"),
+              kinks="the activation's; ‖wʲ‖ = 0 or ‖z‖ = 0", preactivation=_cosine_pre),
     LayerType("maxout", "f_j = max_m (Wʲ_m·z + bʲ_m)",
               _maxout_forward, _maxout_unit_jacobian, _maxout_input_jacobian,
               lambda i: 2 * (i + 1), uses_activation=False, accepts_parameters=_maxout_accepts,
-              kinks="ties between pieces", clear_of_kinks=_maxout_clear),
+              kinks="ties between pieces", clear_of_kinks=_maxout_clear,
+              bias_columns=lambda i, p: tuple(range(i, p, i + 1))),
     LayerType("gated", "f_j = φ(aʲ·z + α_j) σ(cʲ·z + β_j)",
               _gated_forward, _gated_unit_jacobian, _gated_input_jacobian,
-              lambda i: 2 * (i + 1), clear_of_kinks=_gated_clear),
+              lambda i: 2 * (i + 1), clear_of_kinks=_gated_clear, preactivation=_gated_value,
+              bias_columns=lambda i, p: (i, p - 1)),
     LayerType("softmax_dense", "f = softmax(W z + b)",
               _softmax_forward, _softmax_unit_jacobian, _softmax_input_jacobian, _plus_one,
-              coupled=True, uses_activation=False, min_units=2, kinks="none"),
+              coupled=True, uses_activation=False, min_units=2, kinks="none", bias_columns=_last),
     LayerType("layernorm_dense", "f = φ(layernorm(W z + b))",
               _layernorm_forward, _layernorm_unit_jacobian, _layernorm_input_jacobian, _plus_one,
-              coupled=True, min_units=2),
+              coupled=True, min_units=2, preactivation=_layernorm_pre, bias_columns=_last),
     LayerType("conv_shared", "f_j = φ(Σ_m k_m z_(j+m mod I) + b_j)",
               _conv_forward, _conv_unit_jacobian, _conv_input_jacobian, lambda i: 2,
-              coupled=True, square=True, min_units=2, clear_of_kinks=_bias_shift(_conv_pre, 1)),
+              coupled=True, square=True, min_units=2, clear_of_kinks=_bias_shift(_conv_pre, 1),
+              preactivation=_conv_pre, bias_columns=_last),
     LayerType("tied", "f = φ((W + Wᵀ) z + b)",
               _tied_forward, _tied_unit_jacobian, _tied_input_jacobian, _plus_one,
-              coupled=True, square=True, min_units=2, clear_of_kinks=_bias_shift(_tied_pre, -1)),
+              coupled=True, square=True, min_units=2, clear_of_kinks=_bias_shift(_tied_pre, -1),
+              preactivation=_tied_pre, bias_columns=_last),
 )  # fmt: skip
 
 

@@ -400,3 +400,43 @@ def one_sided_differences(
     rounding = 5.0 * forward_error[..., None] / steps  # 2 ρ(h) + ρ(2h), ρ(h) = 2 e_f / h
     slack = np.maximum(np.abs(forward1 - forward2), np.abs(backward1 - backward2)) + rounding
     return low, high, slack
+
+
+def example_jacobians(
+    forward: ForwardFn, z: np.ndarray, theta: np.ndarray
+) -> tuple[Reference, Reference]:
+    """One case's per-example Jacobians by reverse mode: B (N × J × P), row (n, j) the
+    diagonal block ∂f_nj/∂θʲ, and ∂f/∂z (N × J × I), row (n, j) = ∂f_nj/∂z_n.
+
+    One pass over N·J copies of θ and z: copy (n, j) passes on only output f_nj, so its
+    gradients are that output's Jacobian rows. Meant for explaining a failure, where one
+    small case is looked at closely, not for the bulk of a campaign.
+    """
+    import autograd.numpy as anp
+
+    batch, units = z.shape[0], theta.shape[0]
+    copies = batch * units
+    weights = np.zeros((copies, batch, units))
+    rows, columns = np.divmod(np.arange(copies), units)
+    weights[np.arange(copies), rows, columns] = 1.0
+    tracked_weights = track(weights)
+
+    def energy(arguments: tuple[Any, Any]) -> Any:
+        parameters, inputs = arguments
+        return anp.sum(tracked_weights * forward(inputs, parameters))
+
+    theta_copies = track(np.broadcast_to(theta, (copies,) + theta.shape).copy())
+    z_copies = track(np.broadcast_to(z, (copies,) + z.shape).copy())
+    d_theta, d_z = _autograd(energy, (theta_copies, z_copies))
+    pick = np.arange(copies)
+    unit_jacobian = Reference(
+        np.asarray(d_theta.value)[pick, columns].reshape(batch, units, -1),
+        np.asarray(d_theta.error)[pick, columns].reshape(batch, units, -1),
+        "reverse mode",
+    )
+    input_jacobian = Reference(
+        np.asarray(d_z.value)[pick, rows].reshape(batch, units, -1),
+        np.asarray(d_z.error)[pick, rows].reshape(batch, units, -1),
+        "reverse mode",
+    )
+    return unit_jacobian, input_jacobian

@@ -408,13 +408,13 @@ def _divide(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
     number, so |x / y| <= (|x| + e_x) / max (autograd's tanh rule divides by cosh(x)²)."""
     a, b = _abs64(values[0]), _abs64(values[1])
     ea, eb = np.asarray(errors[0], np.float64), np.asarray(errors[1], np.float64)
-    near = b <= eb
+    near = (b <= eb) & np.isfinite(b)  # an overflowed divisor is huge, not near zero
     record("singularity", "division", np.broadcast_to(near, result.shape), values[1], eb)
     with np.errstate(invalid="ignore", divide="ignore"):
         spread = (ea + _times(_abs64(result), eb)) / np.where(near, 1.0, b - eb)
     overflowed = (a + ea) / float(np.finfo(result.dtype).max)
     spread = np.where(np.isinf(b), overflowed, spread)
-    return np.where(near & ~np.isinf(b), np.inf, spread) + _ulps(result, CORRECTLY_ROUNDED_ULPS)
+    return np.where(near, np.inf, spread) + _ulps(result, CORRECTLY_ROUNDED_ULPS)
 
 
 def _power(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
