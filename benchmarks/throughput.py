@@ -53,8 +53,12 @@ def gradcheck_rate(examples: int) -> dict[str, float]:
     start = time.perf_counter()
     run()
     seconds = time.perf_counter() - start
-    return {"cases": counted["cases"], "seconds": seconds, "mismatches": counted["mismatches"],
-            "cases_per_second": counted["cases"] / seconds}  # fmt: skip
+    return {
+        "cases": counted["cases"],
+        "seconds": seconds,
+        "mismatches": counted["mismatches"],
+        "cases_per_second": counted["cases"] / seconds,
+    }
 
 
 def baseline_rate(examples: int) -> dict[str, float] | None:
@@ -84,8 +88,12 @@ def baseline_rate(examples: int) -> dict[str, float] | None:
     start = time.perf_counter()
     run()
     seconds = time.perf_counter() - start
-    return {"cases": counted["cases"], "seconds": seconds,
-            "cases_per_second": counted["cases"] / seconds, "torch": torch.__version__}  # fmt: skip
+    return {
+        "cases": counted["cases"],
+        "seconds": seconds,
+        "cases_per_second": counted["cases"] / seconds,
+        "torch": torch.__version__,
+    }
 
 
 def main() -> None:
@@ -106,11 +114,15 @@ def main() -> None:
     }
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(result, indent=2))
-    print(f"gradcheck: {ours['cases_per_second']:.0f} cases/s ({ours['cases']} cases, "
-          f"{ours['mismatches']} mismatches)")  # fmt: skip
+    print(
+        f"gradcheck: {ours['cases_per_second']:.0f} cases/s ({ours['cases']} cases, "
+        f"{ours['mismatches']} mismatches)"
+    )
     if baseline is not None:
-        print(f"baseline (hypothesis arrays + torch.autograd.gradcheck): "
-              f"{baseline['cases_per_second']:.0f} cases/s")  # fmt: skip
+        print(
+            f"baseline (hypothesis arrays + torch.autograd.gradcheck): "
+            f"{baseline['cases_per_second']:.0f} cases/s"
+        )
         print(f"ratio: {result['ratio']:.1f}x")
     print(f"wrote {arguments.out}")
 

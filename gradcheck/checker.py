@@ -560,11 +560,18 @@ class _Batch:
             value = np.asarray(jacobian.value, dtype=np.float64)
             nearest = np.clip(value, low, high)
             self.add(
-                _compare("finite-differences", target, "one-sided differences (subgradient)",
-                         value, nearest, slack + jacobian.error, time.perf_counter() - start,
-                         names),
+                _compare(
+                    "finite-differences",
+                    target,
+                    "one-sided differences (subgradient)",
+                    value,
+                    nearest,
+                    slack + jacobian.error,
+                    time.perf_counter() - start,
+                    names,
+                ),
                 cases=kinked,
-            )  # fmt: skip
+            )
 
     def dense(self, gradient: tolerance.Tracked, unit_jacobian: np.ndarray) -> None:
         start = time.perf_counter()
@@ -590,7 +597,11 @@ class _Batch:
         magnitude = np.einsum(
             "...nj,...np->...jp", np.abs(self.delta * u).astype(np.float64), np.abs(v)
         )
-        bound = 2.0 * tolerance.gamma(self.delta.shape[-2] + 2, self.z.dtype) * magnitude
+        operations = self.delta.shape[-2] + 2
+        bound = 2.0 * (
+            tolerance.gamma(operations, self.z.dtype) * magnitude
+            + tolerance.underflow(operations, self.z.dtype)
+        )
         self.add(
             _compare(
                 "dense",

@@ -217,9 +217,11 @@ def _batch_mean(evidence: Evidence) -> Diagnosis | None:
     if found is None:
         return None
     argument, factor = found
-    what = "averaged over the batch where it should be summed" if factor < 1 else (
-        "summed over the batch where it should be averaged"
-    )  # fmt: skip
+    what = (
+        "averaged over the batch where it should be summed"
+        if factor < 1
+        else ("summed over the batch where it should be averaged")
+    )
     return Diagnosis(
         "batch-mean-vs-sum",
         f"∂E/∂{argument.name} is {what} (N = {n})",
@@ -308,9 +310,13 @@ def _wrong_activation_derivative(evidence: Evidence) -> Diagnosis | None:
             for n, j in np.argwhere(rows_differ & off)[:8]:
                 true = float(jacobian.derivative[n, j])
                 table.append(
-                    (f"n={n}, j={j}", float(jacobian.preactivation[n, j]),
-                     float(factors[n, j]) * true, true)
-                )  # fmt: skip
+                    (
+                        f"n={n}, j={j}",
+                        float(jacobian.preactivation[n, j]),
+                        float(factors[n, j]) * true,
+                        true,
+                    )
+                )
         return Diagnosis(
             "wrong-activation-derivative",
             f"each row of {jacobian.name} is the true row times its own factor: the "
@@ -375,7 +381,7 @@ def _precision(evidence: Evidence) -> Diagnosis | None:
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.abs(argument.hand_written - argument.reference) / argument.bound
         worst = max(worst, float(np.nanmax(np.where(np.isfinite(ratio), ratio, np.inf))))
-    if worst <= PRECISION_FACTOR:
+    if 1.0 < worst <= PRECISION_FACTOR:
         return Diagnosis(
             "precision",
             f"the error is {worst:.3g} times its bound: rounding beyond the model, not logic",

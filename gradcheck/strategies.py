@@ -36,7 +36,7 @@ from gradcheck.errors import GradientMismatch
 from gradcheck.layers import LAYER_TYPES, LayerType, resolve_layer_type
 from gradcheck.oracles import step_sizes
 from gradcheck.reproduce import reproduction
-from gradcheck.tolerance import track
+from gradcheck.tolerance import recording, track
 
 __all__ = [
     "VALUES",
@@ -174,10 +174,20 @@ def cases(
     leaves values where they fall, for the subgradient check.
     """
     return case_stacks(
-        layer_types=layer_types, activations=activations, dtypes=dtypes, coupled=coupled,
-        min_inputs=min_inputs, max_inputs=max_inputs, min_units=min_units, max_units=max_units,
-        min_batch=min_batch, max_batch=max_batch, kinks=kinks, min_size=1, max_size=1,
-    ).map(lambda stack: stack[0])  # fmt: skip
+        layer_types=layer_types,
+        activations=activations,
+        dtypes=dtypes,
+        coupled=coupled,
+        min_inputs=min_inputs,
+        max_inputs=max_inputs,
+        min_units=min_units,
+        max_units=max_units,
+        min_batch=min_batch,
+        max_batch=max_batch,
+        kinks=kinks,
+        min_size=1,
+        max_size=1,
+    ).map(lambda stack: stack[0])
 
 
 def case_stacks(
@@ -310,6 +320,7 @@ def _build(
     z, theta, delta = _decode(raw[:, _HEADER:], shapes, grids)
     for column in layer.positive_columns:
         theta[..., column] = np.abs(theta[..., column])
+    theta = _inside_domain(layer, phi, z, theta)
     if kinks == "avoid" and layer.clear_of_kinks is not None:
         # Work on the values the case will hold in its dtype, so that the margins hold there.
         z, theta = (a.astype(dtype).astype(np.float64) for a in (z, theta))
@@ -317,10 +328,33 @@ def _build(
             track(z, 2.0 * step_sizes(z)), track(theta, 2.0 * step_sizes(theta)), phi
         )
     return [
-        Case(layer_type=layer, activation=phi, z=z[k].astype(dtype), theta=theta[k].astype(dtype),
-             delta=delta[k].astype(dtype))
+        Case(
+            layer_type=layer,
+            activation=phi,
+            z=z[k].astype(dtype),
+            theta=theta[k].astype(dtype),
+            delta=delta[k].astype(dtype),
+        )
         for k in range(len(blobs))
-    ]  # fmt: skip
+    ]
+
+
+def _inside_domain(
+    layer: LayerType, phi: Activation, z: np.ndarray, theta: np.ndarray
+) -> np.ndarray:
+    """θ divided by 4 (exactly: a power of two) until no pre-activation leaves the
+    activation's domain, case by case: large values stay in range by construction."""
+    for _ in range(32):
+        with recording() as met:
+            layer.forward(track(z), track(theta), phi)
+        outside = np.zeros(len(theta), dtype=bool)
+        for found in met:
+            if found.kind == "domain":
+                outside |= found.cases(len(theta))
+        if not outside.any():
+            break
+        theta = np.where(outside[:, None, None], theta / 4.0, theta)
+    return theta
 
 
 def _decode(

@@ -83,7 +83,8 @@ def summation_bound(delta: ArrayLike, unit_jacobian: ArrayLike) -> FloatArray:
 
     Compact and dense products multiply the same numbers and differ only in the order
     of their sums (N over the batch, J - 1 exact zeros in each dense row), so each is
-    within γ_(N+J) Σ_n |δ_nj| |B_njp| of the exact sum, and the two within twice that.
+    within γ_(N+J) Σ_n |δ_nj| |B_njp| (plus what underflow may lose) of the exact sum,
+    and the two within twice that.
     """
     delta = np.asarray(delta)
     unit_jacobian = np.asarray(unit_jacobian)
@@ -91,7 +92,14 @@ def summation_bound(delta: ArrayLike, unit_jacobian: ArrayLike) -> FloatArray:
     magnitude = np.einsum(
         "...nj,...njp->...jp", np.abs(delta), np.abs(unit_jacobian), dtype=np.float64
     )
-    return 2.0 * gamma(n + j, unit_jacobian.dtype) * magnitude
+    rounding = gamma(n + j, unit_jacobian.dtype) * magnitude
+    return 2.0 * (rounding + underflow(n + j, unit_jacobian.dtype))
+
+
+def underflow(operations: int, dtype: DTypeLike) -> float:
+    """What `operations` products and sums may lose to underflow: a smallest subnormal
+    each (Higham's model: fl(x op y) = (x op y)(1 + δ) + η)."""
+    return operations * float(np.finfo(dtype).smallest_subnormal)
 
 
 # ----------------------------------------------------------------------------------------

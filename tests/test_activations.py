@@ -11,10 +11,30 @@ from gradcheck.oracles import elementwise_derivative
 from gradcheck.tolerance import recording, track
 
 REQUIRED = {
-    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus", "softsign",
-    "silu", "gelu", "gelu_tanh", "mish", "sin", "arctan", "square", "cube", "abs", "hard_tanh",
-    "relu6", "hard_sigmoid", "gaussian", "log_sigmoid",
-}  # fmt: skip
+    "identity",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "softplus",
+    "softsign",
+    "silu",
+    "gelu",
+    "gelu_tanh",
+    "mish",
+    "sin",
+    "arctan",
+    "square",
+    "cube",
+    "abs",
+    "hard_tanh",
+    "relu6",
+    "hard_sigmoid",
+    "gaussian",
+    "log_sigmoid",
+}
 
 # A grid from tiny to saturating values; points closer than 1e-3 to a kink are dropped.
 GRID = np.concatenate([np.linspace(-8, 8, 321), [-40.0, -15.0, -1e-3, 1e-3, 15.0, 40.0]])

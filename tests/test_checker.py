@@ -26,8 +26,13 @@ def dense_at_a_kink(activation: str) -> Case:
 def test_a_case_on_a_kink_is_non_differentiable(activation):
     case = dense_at_a_kink(activation)
     if activation == "hard_tanh":  # kinks at ±1: move unit 0 onto +1
-        case = Case(layer_type="dense", activation=activation, z=case.z,
-                    theta=np.array([[2.0, -1.0, 1.0], [1.0, 1.0, 0.5]]), delta=case.delta)  # fmt: skip
+        case = Case(
+            layer_type="dense",
+            activation=activation,
+            z=case.z,
+            theta=np.array([[2.0, -1.0, 1.0], [1.0, 1.0, 0.5]]),
+            delta=case.delta,
+        )
     result = check(case)
     assert result.verdict is Verdict.NON_DIFFERENTIABLE, result.message
     assert "kink" in result.message
@@ -35,8 +40,12 @@ def test_a_case_on_a_kink_is_non_differentiable(activation):
 
 def test_maxout_tie_is_non_differentiable():
     # Both pieces of unit 0 give 1·1 + 1 = 2 and 2·1 + 0 = 2.
-    case = Case(layer_type="maxout", z=np.array([[1.0]]), theta=np.array([[1.0, 1.0, 2.0, 0.0]]),
-                delta=np.array([[1.0]]))  # fmt: skip
+    case = Case(
+        layer_type="maxout",
+        z=np.array([[1.0]]),
+        theta=np.array([[1.0, 1.0, 2.0, 0.0]]),
+        delta=np.array([[1.0]]),
+    )
     result = check(case)
     assert result.verdict is Verdict.NON_DIFFERENTIABLE, result.message
     assert "max over 2 candidates" in result.message
@@ -76,20 +85,38 @@ def test_correct_layers_pass_in_both_dtypes(activation, dtype):
 
 
 BAD_ARRAYS = [
-    ("theta", lambda c: {"theta": np.where(np.eye(*np.shape(c.theta)) > 0, np.nan, c.theta)},
-     "theta contains nan at index (0, 0)"),
+    (
+        "theta",
+        lambda c: {"theta": np.where(np.eye(*np.shape(c.theta)) > 0, np.nan, c.theta)},
+        "theta contains nan at index (0, 0)",
+    ),
     ("z", lambda c: {"z": np.full(np.shape(c.z), np.inf)}, "z contains inf"),
     ("delta", lambda c: {"delta": -np.full(np.shape(c.delta), np.inf)}, "delta contains -inf"),
-    ("integer", lambda c: {"z": np.ones(np.shape(c.z), dtype=np.int64)}, "z has integer dtype int64"),
-    ("mixed dtypes", lambda c: {"theta": np.asarray(c.theta, dtype=np.float32)}, "must share one dtype"),
-    ("zero-sized", lambda c: {"z": np.zeros((0, 4)), "delta": np.zeros((0, 3))}, "z has a zero-sized dimension"),
+    (
+        "integer",
+        lambda c: {"z": np.ones(np.shape(c.z), dtype=np.int64)},
+        "z has integer dtype int64",
+    ),
+    (
+        "mixed dtypes",
+        lambda c: {"theta": np.asarray(c.theta, dtype=np.float32)},
+        "must share one dtype",
+    ),
+    (
+        "zero-sized",
+        lambda c: {"z": np.zeros((0, 4)), "delta": np.zeros((0, 3))},
+        "z has a zero-sized dimension",
+    ),
     ("one-dimensional", lambda c: {"z": np.zeros(4)}, "z must be 2-dimensional"),
     ("delta shape", lambda c: {"delta": np.zeros((3, 2))}, "delta must have shape (N, J) = (3, 3)"),
     ("theta columns", lambda c: {"theta": np.zeros((3, 4))}, "theta must have 5 columns for dense"),
-    ("float16", lambda c: {k: np.asarray(getattr(c, k), np.float16) for k in ("z", "theta", "delta")},
-     "z has dtype float16"),
+    (
+        "float16",
+        lambda c: {k: np.asarray(getattr(c, k), np.float16) for k in ("z", "theta", "delta")},
+        "z has dtype float16",
+    ),
     ("ragged", lambda c: {"z": [[1.0, 2.0], [3.0]]}, "z is not an array"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("what", "change", "message"), BAD_ARRAYS, ids=[b[0] for b in BAD_ARRAYS])
@@ -111,15 +138,27 @@ def test_bad_input_is_invalid_input_naming_the_array(what, change, message):
 
 def test_square_layer_with_wrong_sizes_is_invalid():
     case = random_case("elementwise", "tanh")
-    result = check(Case(layer_type="elementwise", activation="tanh", z=np.ones((2, 3)),
-                        theta=case.theta, delta=np.ones((2, 4))))  # fmt: skip
+    result = check(
+        Case(
+            layer_type="elementwise",
+            activation="tanh",
+            z=np.ones((2, 3)),
+            theta=case.theta,
+            delta=np.ones((2, 4)),
+        )
+    )
     assert result.verdict is Verdict.INVALID_INPUT
     assert "needs as many inputs as units" in result.message
 
 
 def test_a_forward_that_overflows_is_invalid_input():
-    case = Case(layer_type="dense", activation="cube", z=np.array([[1e5]]), theta=np.array([[1e5, 0.0]]),
-                delta=np.array([[1.0]]))  # fmt: skip
+    case = Case(
+        layer_type="dense",
+        activation="cube",
+        z=np.array([[1e5]]),
+        theta=np.array([[1e5, 0.0]]),
+        delta=np.array([[1.0]]),
+    )
     result = check(case)
     assert result.verdict is Verdict.INVALID_INPUT
     assert "outside its domain" in result.message
@@ -158,8 +197,13 @@ def test_a_result_carries_every_comparison_and_timings():
         result.case.batch == 4 and result.case.units == 3 and result.case.parameters_per_unit == 5
     )
     seen = {(c.oracle, c.target) for c in result.comparisons}
-    assert seen == {("dense", "parameters"), ("autograd", "parameters"), ("autograd", "inputs"),
-                    ("finite-differences", "parameters"), ("finite-differences", "inputs")}  # fmt: skip
+    assert seen == {
+        ("dense", "parameters"),
+        ("autograd", "parameters"),
+        ("autograd", "inputs"),
+        ("finite-differences", "parameters"),
+        ("finite-differences", "inputs"),
+    }
     for comparison in result.comparisons:
         assert 0.0 <= comparison.worst_ratio <= 1.0
         assert comparison.worst_error <= comparison.worst_bound
@@ -193,8 +237,15 @@ def test_check_many_gives_what_check_gives_case_by_case():
         random_case("dense", "relu", seed=7),
         MUTANTS[0].case(np.float64),
     ]
-    cases += [Case(layer_type="dense", activation="tanh", z=np.ones((3, 4)), theta=np.ones((3, 5)),
-                   delta=np.full((3, 3), np.nan))]  # fmt: skip
+    cases += [
+        Case(
+            layer_type="dense",
+            activation="tanh",
+            z=np.ones((3, 4)),
+            theta=np.ones((3, 5)),
+            delta=np.full((3, 3), np.nan),
+        )
+    ]
     together = check_many(cases)
     alone = [check(case) for case in cases]
     assert [r.verdict for r in together] == [r.verdict for r in alone]
@@ -216,7 +267,33 @@ def test_a_kink_in_one_stacked_case_marks_only_that_case():
     from gradcheck.checker import check_many
 
     kinked = dense_at_a_kink("relu")
-    clear = Case(layer_type="dense", activation="relu", z=kinked.z,
-                 theta=np.array([[2.0, -1.0, 0.5], [1.0, 1.0, 0.5]]), delta=kinked.delta)  # fmt: skip
+    clear = Case(
+        layer_type="dense",
+        activation="relu",
+        z=kinked.z,
+        theta=np.array([[2.0, -1.0, 0.5], [1.0, 1.0, 0.5]]),
+        delta=kinked.delta,
+    )
     verdicts = [r.verdict for r in check_many([clear, kinked, clear])]
     assert verdicts == [Verdict.PASS, Verdict.NON_DIFFERENTIABLE, Verdict.PASS]
+
+
+def test_subgradient_mode_catches_a_derivative_outside_the_one_sided_differences():
+    from dataclasses import replace
+
+    from gradcheck import ACTIVATIONS
+
+    # relu'(0) = 2 lies outside [0, 1], the slopes on either side of the kink.
+    wrong = replace(
+        ACTIVATIONS["relu"],
+        dphi=lambda x, y: np.where(x > 0, 1.0 + 0 * x, 0 * x) + np.where(x == 0, 2.0, 0.0),
+    )
+    at_kink = dense_at_a_kink("relu")
+    case = Case(
+        layer_type="dense", activation=wrong, z=at_kink.z, theta=at_kink.theta, delta=at_kink.delta
+    )
+    assert check(case).verdict is Verdict.NON_DIFFERENTIABLE
+    result = check(case, kinks="subgradient")
+    assert result.verdict is Verdict.MISMATCH, result.message
+    assert "one-sided" in result.message
+    assert check(dense_at_a_kink("relu"), kinks="subgradient").verdict is Verdict.PASS

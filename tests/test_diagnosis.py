@@ -107,8 +107,14 @@ def test_input_gradient_only():
 def test_wrong_activation_derivative_shows_the_implied_derivative():
     reference = RNG.normal(size=(2, 3, 4))  # B: N × J × P
     factors = np.array([[0.2, 1.0, 3.0], [1.0, -0.5, 1.0]])  # h(a) / φ'(a) per row
-    jacobian = JacobianEvidence("B", reference * factors[..., None], reference, np.full(reference.shape, BOUND),
-                                preactivation=np.full((2, 3), 0.5), derivative=np.full((2, 3), 2.0))  # fmt: skip
+    jacobian = JacobianEvidence(
+        "B",
+        reference * factors[..., None],
+        reference,
+        np.full(reference.shape, BOUND),
+        preactivation=np.full((2, 3), 0.5),
+        derivative=np.full((2, 3), 2.0),
+    )
     g = R + RNG.normal(size=R.shape)  # the compact gradient is wrong too, in no simple way
     found = diagnose(evidence(argument(g), inputs(), jacobians=(jacobian,)))
     assert found.kind == "wrong-activation-derivative"

@@ -25,8 +25,11 @@ def test_mutant_is_caught(mutant, oracle, dtype):
     assert (oracle, mutant.target) in failing
 
 
-@pytest.mark.parametrize("mutant", [m for m in MUTANTS if "dense" not in m.caught_by and m.target == "parameters"],
-                         ids=lambda m: m.name)  # fmt: skip
+@pytest.mark.parametrize(
+    "mutant",
+    [m for m in MUTANTS if "dense" not in m.caught_by and m.target == "parameters"],
+    ids=lambda m: m.name,
+)
 def test_block_diagonal_product_agrees_with_a_mutated_B(mutant):
     # The block-diagonal product multiplies the same B: it still agrees with the compaction.
     result = check(mutant.case(np.float64), oracles=("dense",))

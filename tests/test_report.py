@@ -163,8 +163,11 @@ def test_a_failure_keeps_the_case_and_the_worst_entries():
     assert failure.key == key_of(case, result) and failure.verdict == "mismatch"
     assert failure.message == result.message
     assert np.array_equal(np.array(failure.case.z), case.z)
-    assert failure.case.shapes == {"z": list(np.shape(case.z)), "theta": list(np.shape(case.theta)),
-                                   "delta": list(np.shape(case.delta))}  # fmt: skip
+    assert failure.case.shapes == {
+        "z": list(np.shape(case.z)),
+        "theta": list(np.shape(case.theta)),
+        "delta": list(np.shape(case.delta)),
+    }
     ratios = [row.ratio for row in failure.worst_entries]
     assert ratios == sorted(ratios, reverse=True) and ratios[0] > 1.0
     worst = result.worst()
@@ -179,10 +182,18 @@ def test_a_failure_keeps_the_case_and_the_worst_entries():
 def test_a_result_without_a_case_needs_its_names():
     case, result = next((c, r) for c, r in checked() if r.case is None)
     with pytest.raises(GradcheckError, match="pass layer_type= and activation="):
-        Failure.from_check_result(result, z=case.z, theta=case.theta, delta=case.delta,
-                                  reproduction="")  # fmt: skip
-    failure = Failure.from_check_result(result, z=case.z, theta=case.theta, delta=case.delta,
-                                        reproduction="", layer_type="dense", activation="relu")  # fmt: skip
+        Failure.from_check_result(
+            result, z=case.z, theta=case.theta, delta=case.delta, reproduction=""
+        )
+    failure = Failure.from_check_result(
+        result,
+        z=case.z,
+        theta=case.theta,
+        delta=case.delta,
+        reproduction="",
+        layer_type="dense",
+        activation="relu",
+    )
     assert failure.key == ("dense", "relu", "float64") and failure.worst_entries == []
     assert any(isinstance(v, float) and math.isnan(v) for row in failure.case.z for v in row)
 
@@ -206,23 +217,56 @@ def test_a_campaign_report_validates_against_the_schema_and_round_trips_exactly(
 
 def test_nan_and_infinities_survive_the_round_trip_as_valid_json():
     report = full_report()
-    report.cells.append(Cell(
-        layer_type="user", activation="tanh", dtype="float32", examples=1, verdicts={"mismatch": 1},
-        oracles={"autograd": OracleSummary(comparisons=2, worst_ratio=math.inf,
-                                           max_abs_error=math.nan,
-                                           histogram=[0] * (RATIO_BINS - 1) + [1])},
-    ))  # fmt: skip
-    report.failures.append(Failure(
-        layer_type="user", activation="tanh", dtype="float32", verdict="mismatch",
-        message="hand-written nan", reproduction="",
-        case=Counterexample.of(activation="tanh", z=np.array([[np.inf, -np.inf]]),
-                               theta=[[np.nan]], delta=[[1.0]]),
-        worst_entries=[WorstEntry(target="parameters", entry={"unit": 0, "parameter": 0},
-                                  hand_written=math.nan, references={"autograd": -math.inf},
-                                  ratio=math.inf)],
-    ))  # fmt: skip
-    report.cost.append(CostPoint(units=1, parameters_per_unit=1, batch=1, compact_seconds=math.nan,
-                                 dense_seconds=math.inf, compact_bytes=8, dense_bytes=None))  # fmt: skip
+    report.cells.append(
+        Cell(
+            layer_type="user",
+            activation="tanh",
+            dtype="float32",
+            examples=1,
+            verdicts={"mismatch": 1},
+            oracles={
+                "autograd": OracleSummary(
+                    comparisons=2,
+                    worst_ratio=math.inf,
+                    max_abs_error=math.nan,
+                    histogram=[0] * (RATIO_BINS - 1) + [1],
+                )
+            },
+        )
+    )
+    report.failures.append(
+        Failure(
+            layer_type="user",
+            activation="tanh",
+            dtype="float32",
+            verdict="mismatch",
+            message="hand-written nan",
+            reproduction="",
+            case=Counterexample.of(
+                activation="tanh", z=np.array([[np.inf, -np.inf]]), theta=[[np.nan]], delta=[[1.0]]
+            ),
+            worst_entries=[
+                WorstEntry(
+                    target="parameters",
+                    entry={"unit": 0, "parameter": 0},
+                    hand_written=math.nan,
+                    references={"autograd": -math.inf},
+                    ratio=math.inf,
+                )
+            ],
+        )
+    )
+    report.cost.append(
+        CostPoint(
+            units=1,
+            parameters_per_unit=1,
+            batch=1,
+            compact_seconds=math.nan,
+            dense_seconds=math.inf,
+            compact_bytes=8,
+            dense_bytes=None,
+        )
+    )
     data = strict_json(report.to_json_dict())  # raises on a bare NaN or Infinity token
     validator().validate(data)
     again = Report.from_json_dict(data)
@@ -342,15 +386,17 @@ def test_merged_status_is_the_least_finished_and_environments_are_listed():
     ("change", "message"),
     [
         (lambda a, b: b.settings.update(seed=1), "settings differ in seed"),
-        (lambda a, b: b.settings.update(examples_per_cell=3, dtypes=["float64"]),
-         "differ in dtypes, examples_per_cell"),
+        (
+            lambda a, b: b.settings.update(examples_per_cell=3, dtypes=["float64"]),
+            "differ in dtypes, examples_per_cell",
+        ),
         (lambda a, b: b.settings.update(shard="1/2"), "shard 1/2 is in more than one report"),
         (lambda a, b: b.settings.update(shard=None), "whole campaign"),
         (lambda a, b: b.settings.update(shard="2/3"), "split the campaign in different ways"),
         (lambda a, b: setattr(b, "version", 2), "schema versions"),
     ],
     ids=["seed", "two settings", "same shard", "whole and shard", "other split", "version"],
-)  # fmt: skip
+)
 def test_merge_refuses_reports_of_different_campaigns(change, message):
     a, b = _shards(2)
     change(a, b)

@@ -92,10 +92,18 @@ READ_ERRORS = [
     ("truncated", _truncated, "is not valid JSON"),
     ("bare NaN", lambda path: path.write_text('{"schema": NaN}'), "bare NaN"),
     ("not an object", lambda path: path.write_text("[1, 2]"), "must be a JSON object"),
-    ("other schema", _rewritten(lambda d: d.update(schema="coverage-report")), "not a gradcheck report"),
+    (
+        "other schema",
+        _rewritten(lambda d: d.update(schema="coverage-report")),
+        "not a gradcheck report",
+    ),
     ("newer version", _rewritten(lambda d: d.update(version=2)), "upgrade gradcheck"),
-    ("broken cell", _rewritten(lambda d: d["cells"][1].pop("verdicts")), r"cells\[1\] has no 'verdicts'"),
-]  # fmt: skip
+    (
+        "broken cell",
+        _rewritten(lambda d: d["cells"][1].pop("verdicts")),
+        r"cells\[1\] has no 'verdicts'",
+    ),
+]
 
 
 @pytest.mark.parametrize(("what", "make", "message"), READ_ERRORS, ids=[e[0] for e in READ_ERRORS])

@@ -33,12 +33,18 @@ def hostile_report() -> Report:
     """The campaign's report plus a cell and a failure whose strings came from hostile code."""
     report = full_report()
     report.cells.append(hostile_cell())
-    report.failures.append(Failure(
-        layer_type=HOSTILE_NAME, activation="a|b", dtype="float64", verdict="mismatch",
-        message=HOSTILE_MESSAGE, diagnosis="sign | <i>scale</i>",
-        case=Counterexample.of(activation="a|b", z=[[1.0]], theta=[[2.0]], delta=[[3.0]]),
-        reproduction="print('</code></pre><script>alert(2)</script>')\n```\nprint('done')",
-    ))  # fmt: skip
+    report.failures.append(
+        Failure(
+            layer_type=HOSTILE_NAME,
+            activation="a|b",
+            dtype="float64",
+            verdict="mismatch",
+            message=HOSTILE_MESSAGE,
+            diagnosis="sign | <i>scale</i>",
+            case=Counterexample.of(activation="a|b", z=[[1.0]], theta=[[2.0]], delta=[[3.0]]),
+            reproduction="print('</code></pre><script>alert(2)</script>')\n```\nprint('done')",
+        )
+    )
     return report
 
 
@@ -101,8 +107,16 @@ def test_markdown_escapes_pipes_and_cannot_be_broken_out_of():
 
 def test_markdown_lists_only_cells_with_problems_when_there_are_many():
     report = build_report()
-    report.cells += [Cell(layer_type=f"layer{i}", activation="tanh", dtype="float64", examples=1,
-                          verdicts={"pass": 1}) for i in range(MAX_CELLS)]  # fmt: skip
+    report.cells += [
+        Cell(
+            layer_type=f"layer{i}",
+            activation="tanh",
+            dtype="float64",
+            examples=1,
+            verdicts={"pass": 1},
+        )
+        for i in range(MAX_CELLS)
+    ]
     text = render_markdown(report)
     problems = [c for c in report.cells if c.has_problems]
     assert len(table_rows(text.split("## Failures")[0])) == 1 + len(problems)
@@ -136,8 +150,13 @@ def test_html_is_one_self_contained_page(page):
 
 def test_html_has_every_section_and_failure(page):
     report = hostile_report()
-    for heading in ("Worst error / bound per cell", "Error / bound per oracle",
-                    "Cost: compact against dense", "Cells", f"Failures ({len(report.failures)})"):  # fmt: skip
+    for heading in (
+        "Worst error / bound per cell",
+        "Error / bound per oracle",
+        "Cost: compact against dense",
+        "Cells",
+        f"Failures ({len(report.failures)})",
+    ):
         assert f"<h2>{heading}</h2>" in page
     for index in range(1, len(report.failures) + 1):
         assert f'id="failure-{index}"' in page
@@ -176,11 +195,19 @@ def test_a_headless_browser_draws_the_page(tmp_path, page):
     html.write_text(page, encoding="utf-8")
     screenshot = tmp_path / "screenshot.png"
     command = [
-        shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={screenshot}", "--window-size=1280,2000", html.as_uri(),
-    ]  # fmt: skip
+        shutil.which("chromium"),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={screenshot}",
+        "--window-size=1280,2000",
+        html.as_uri(),
+    ]
     subprocess.run(command, capture_output=True, timeout=120, check=False)
     assert screenshot.exists(), "chromium wrote no screenshot"
     png = screenshot.read_bytes()

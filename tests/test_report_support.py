@@ -49,9 +49,15 @@ def _cases() -> list[Case]:
         cases.append(random_case("softmax_dense", dtype=dtype))
         cases.append(MUTANT.case(dtype))
     # On relu's kink: unit 0's pre-activation 2·1 + (-1)·2 + 0 is exactly 0.
-    cases.append(Case(layer_type="dense", activation="relu", z=np.array([[1.0, 2.0]]),
-                      theta=np.array([[2.0, -1.0, 0.0], [1.0, 1.0, 0.5]]),
-                      delta=np.array([[0.7, -1.3]])))  # fmt: skip
+    cases.append(
+        Case(
+            layer_type="dense",
+            activation="relu",
+            z=np.array([[1.0, 2.0]]),
+            theta=np.array([[2.0, -1.0, 0.0], [1.0, 1.0, 0.5]]),
+            delta=np.array([[0.7, -1.3]]),
+        )
+    )
     bad = random_case("dense", "relu", seed=3)
     z = np.array(bad.z)
     z[0, 1] = np.nan

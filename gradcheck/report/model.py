@@ -145,6 +145,11 @@ def _empty_oracles() -> dict[str, OracleSummary]:
     return {name: OracleSummary() for name in ORACLES}
 
 
+def _family(activation: str) -> str:
+    """leaky_relu(-0.3) -> leaky_relu."""
+    return activation.split("(", 1)[0]
+
+
 @dataclass(kw_only=True)
 class Cell:
     """The results of one layer type × activation × dtype: verdict counts and statistics.
@@ -203,12 +208,18 @@ class Cell:
     def add(self, result: CheckResult) -> None:
         """Fold one CheckResult into the cell: its verdict, comparisons and total time.
 
-        A result whose case names another layer type, activation or dtype is refused; a
-        result without a case (input rejected before its sizes were known) is taken as
-        belonging here.
+        A result whose case names another layer type, activation or dtype is refused (the
+        parameter of a parametric activation does not count); a result without a case
+        (input rejected before its sizes were known) is taken as belonging here.
         """
         case = result.case
-        if case is not None and (case.layer_type, case.activation, case.dtype) != self.key:
+        # A parametric activation's label carries the drawn parameter, leaky_relu(-0.3);
+        # its cell is the activation, whatever the parameter.
+        if case is not None and (case.layer_type, _family(case.activation), case.dtype) != (
+            self.layer_type,
+            _family(self.activation),
+            self.dtype,
+        ):
             raise GradcheckError(
                 f"a result of {case.layer_type} / {case.activation} / {case.dtype} does not "
                 f"belong in the cell {' / '.join(self.key)}"

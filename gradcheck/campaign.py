@@ -1,0 +1,265 @@
+"""A campaign: every cell of the catalogue (layer type × activation × dtype), checked on
+many generated cases, folded into a report.
+
+Each cell runs as one hypothesis search over `strategies.case_stacks` of that cell, so a
+mismatch is shrunk to its smallest case and saved in the example database (under a key
+of its own per cell) to be replayed first next time. Cells run in this process or, with
+workers > 1, in a process pool of the standard library; the parent collects each cell's
+statistics and failures into the report as they finish. This module does no printing and
+no file I/O of its own: `gradcheck.cli` drives it and writes the report.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import signal
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gradcheck.errors import GradcheckError
+
+if TYPE_CHECKING:
+    from hypothesis.database import ExampleDatabase
+
+    from gradcheck.checker import Case, CheckResult
+    from gradcheck.report import Cell, Failure
+
+#: Cases checked together in one hypothesis example (and one vectorised pass).
+STACK_SIZE = 25
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One cell to run: names from the catalogue."""
+
+    layer_type: str
+    activation: str
+    dtype: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.layer_type} / {self.activation} / {self.dtype}"
+
+
+def cells(
+    *,
+    layer_types: Sequence[str] | None = None,
+    activations: Sequence[str] | None = None,
+    dtypes: Sequence[str] = ("float64", "float32"),
+) -> list[CellSpec]:
+    """The catalogue's cells, filtered; layer types without an activation give one cell
+    (identity) per dtype. Unknown names raise UnknownNameError."""
+    from gradcheck.activations import ACTIVATIONS, resolve_activation
+    from gradcheck.layers import LAYER_TYPES, resolve_layer_type
+
+    layers = [resolve_layer_type(name) for name in (layer_types or list(LAYER_TYPES))]
+    chosen = [resolve_activation(name).name for name in (activations or list(ACTIVATIONS))]
+    for dtype in dtypes:
+        if dtype not in ("float32", "float64"):
+            raise GradcheckError(f"dtype {dtype!r} is not supported; choose float32 or float64")
+    specs = []
+    for layer in layers:
+        names = chosen if layer.uses_activation else ["identity"]
+        if (
+            not layer.uses_activation
+            and activations
+            and not layer_types
+            and "identity" not in chosen
+        ):
+            continue  # filtering activations leaves out layers without one, unless named
+        for name in names:
+            for dtype in dtypes:
+                specs.append(CellSpec(layer.name, name, dtype))
+    return specs
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """ "K/N" -> (K, N), 1 <= K <= N."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise GradcheckError(f"a shard is K/N with whole numbers, like 2/4; got {text!r}") from None
+    if not 1 <= k <= n:
+        raise GradcheckError(f"shard {text!r}: K must be between 1 and N")
+    return k, n
+
+
+def shard(specs: Sequence[CellSpec], k: int, n: int) -> list[CellSpec]:
+    """Shard K of N: every N-th cell starting at the K-th, so shards are balanced."""
+    return [spec for index, spec in enumerate(specs) if index % n == k - 1]
+
+
+# ---- one cell -------------------------------------------------------------------------------
+
+
+@dataclass
+class CellOutcome:
+    """What a cell's run produced: its statistics and failures, kept whole."""
+
+    cell: Cell
+    failures: list[Failure]
+    seconds: float
+
+
+def _prefixed_database(path: str | None, prefix: str) -> ExampleDatabase | None:
+    """The example database, with every key prefixed by the cell, so that each cell's
+    counterexamples replay in that cell only."""
+    from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+
+    if path is None:
+        return None
+    tag = prefix.encode()
+
+    class Prefixed(ExampleDatabase):
+        def __init__(self, inner: ExampleDatabase) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def save(self, key: bytes, value: bytes) -> None:
+            self.inner.save(tag + key, value)
+
+        def fetch(self, key: bytes) -> Iterable[bytes]:
+            return self.inner.fetch(tag + key)
+
+        def delete(self, key: bytes, value: bytes) -> None:
+            self.inner.delete(tag + key, value)
+
+        def move(self, source: bytes, destination: bytes, value: bytes) -> None:
+            self.inner.move(tag + source, tag + destination, value)
+
+    return Prefixed(DirectoryBasedExampleDatabase(path))
+
+
+def cell_seed(seed: int, spec: CellSpec) -> int:
+    """A seed per cell derived from the campaign's, stable across runs and processes."""
+    return (seed * 1_000_003 + zlib.crc32(spec.key.encode())) % (2**32)
+
+
+def run_cell(spec: CellSpec, *, examples: int, seed: int, database: str | None) -> CellOutcome:
+    """Check `examples` cases of one cell (a few more when the last stack overflows).
+
+    Statistics count every case of the search until the first failure; the shrinking that
+    follows runs many more cases, which are not counted. A mismatch is kept as a Failure
+    with its shrunk case and reproduction; invalid input, which the generators should
+    never produce, is kept as it first appears.
+    """
+    import numpy as np
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as seeded
+
+    from gradcheck import strategies
+    from gradcheck.activations import ACTIVATIONS
+    from gradcheck.checker import Verdict, check_many
+    from gradcheck.errors import GradientMismatch
+    from gradcheck.layers import LAYER_TYPES
+    from gradcheck.report import Cell, Failure
+    from gradcheck.reproduce import reproduction
+
+    started = time.perf_counter()
+    layer = LAYER_TYPES[spec.layer_type]
+    activation = ACTIVATIONS[spec.activation]
+    # A layer that cannot move its pre-activations off a kink (cosine, layer norm) is drawn
+    # where values fall, and a case on a kink gets the subgradient check instead.
+    placeable = layer.clear_of_kinks is not None or not activation.kinks
+    generate, kinks = ("avoid", "report") if placeable else ("allow", "subgradient")
+    cell = Cell(layer_type=spec.layer_type, activation=spec.activation, dtype=spec.dtype)
+    failures: list[Failure] = []
+    size = max(1, min(STACK_SIZE, examples))
+    counting = [True]  # until the first failure: shrinking is not part of the statistics
+    invalid_kept = [False]
+
+    def keep(case: Case, result: CheckResult) -> None:
+        failures.append(
+            Failure.from_check_result(
+                result,
+                z=np.asarray(case.z),
+                theta=np.asarray(case.theta),
+                delta=np.asarray(case.delta),
+                reproduction=reproduction(case),
+                diagnosis=None if result.diagnosis is None else result.diagnosis.kind,
+                activation=spec.activation,
+            )
+        )
+
+    @settings(
+        max_examples=math.ceil(examples / size),
+        database=_prefixed_database(database, f"gradcheck-run {spec.key}:"),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=False,
+    )
+    @seeded(cell_seed(seed, spec))
+    @given(
+        strategies.case_stacks(
+            layer_types=[layer],
+            activations=[activation],
+            dtypes=(spec.dtype,),
+            coupled=None,
+            min_size=size,
+            max_size=size,
+            kinks=generate,
+        )
+    )
+    def search(stack: list[Case]) -> None:
+        results = check_many(stack, kinks=kinks)
+        for case, result in zip(stack, results, strict=True):
+            if counting[0]:
+                cell.add(result)
+            if result.verdict is Verdict.INVALID_INPUT and not invalid_kept[0]:
+                invalid_kept[0] = True  # a generated case should never be invalid
+                keep(case, result)
+        for case, result in zip(stack, results, strict=True):
+            if result.verdict is Verdict.MISMATCH:
+                counting[0] = False
+                raise GradientMismatch(result, case=case)
+
+    try:
+        search()
+    except GradientMismatch as found:  # raised again by hypothesis on the shrunk case
+        keep(found.case, found.result)
+    return CellOutcome(cell, failures, time.perf_counter() - started)
+
+
+# ---- many cells -----------------------------------------------------------------------------
+
+
+def _ignore_interrupts() -> None:
+    # Workers leave Ctrl-C to the parent, which stops the pool and saves the report.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_packed(arguments: tuple[CellSpec, int, int, str | None]) -> tuple[CellSpec, CellOutcome]:
+    spec, examples, seed, database = arguments
+    return spec, run_cell(spec, examples=examples, seed=seed, database=database)
+
+
+def run_cells(
+    specs: Sequence[CellSpec],
+    *,
+    examples: int,
+    seed: int,
+    database: str | None,
+    workers: int,
+    on_outcome: Callable[[CellSpec, CellOutcome], None],
+) -> None:
+    """Run every cell, calling on_outcome in the parent as each finishes. On
+    KeyboardInterrupt the pool's workers are terminated and the interrupt propagates;
+    every cell that finished has been handed over."""
+    jobs = [(spec, examples, seed, database) for spec in specs]
+    if workers <= 1:
+        for job in jobs:
+            on_outcome(*_run_packed(job))
+        return
+    with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
+        for spec, outcome in pool.imap_unordered(_run_packed, jobs):
+            on_outcome(spec, outcome)  # leaving the block terminates the workers
+
+
+def default_database() -> str:
+    """Where the campaign keeps counterexamples: hypothesis's usual directory."""
+    return str(Path(".hypothesis") / "examples")
