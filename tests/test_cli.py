@@ -77,8 +77,24 @@ def test_a_bug_in_the_catalogue_fails_the_run_with_a_reproduction(capsys, tmp_pa
     )
     catalogue = dict(layers.LAYER_TYPES, dense=flipped)
     monkeypatch.setattr(layers, "LAYER_TYPES", MappingProxyType(catalogue))
-    code, out, _ = run(capsys, "run", "--examples", "4", "--layer-types", "dense", "--activations", "tanh",
-                       "--dtypes", "float64", "--workers", "1", "--out", str(tmp_path), "--database", str(tmp_path / "db"))  # fmt: skip
+    code, _, _ = run(
+        capsys,
+        "run",
+        "--examples",
+        "4",
+        "--layer-types",
+        "dense",
+        "--activations",
+        "tanh",
+        "--dtypes",
+        "float64",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--database",
+        str(tmp_path / "db"),
+    )
     assert code == cli.MISMATCH
     report = read_report(tmp_path / "report.json")
     (failure,) = report.failures
@@ -103,8 +119,17 @@ def test_shards_merge_into_the_whole_campaign(capsys, tmp_path):
             == 0
         )
     merged = tmp_path / "merged.json"
-    code, _, _ = run(capsys, "report", "--merge", str(tmp_path / "s1/report.json"), str(tmp_path / "s2/report.json"),
-                     "--format", "json", "--out", str(merged))  # fmt: skip
+    code, _, _ = run(
+        capsys,
+        "report",
+        "--merge",
+        str(tmp_path / "s1/report.json"),
+        str(tmp_path / "s2/report.json"),
+        "--format",
+        "json",
+        "--out",
+        str(merged),
+    )
     assert code == cli.OK
     report = read_report(merged)
     assert len(report.cells) == 6 and report.settings["shard"] is None
@@ -125,8 +150,21 @@ def test_list(capsys):
 
 
 def test_interrupt_leaves_a_valid_partial_report(tmp_path):
-    command = [sys.executable, "-m", "gradcheck", "run", "--examples", "200", "--workers", "1",
-               "--out", str(tmp_path), "--database", str(tmp_path / "db"), "--no-html"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "gradcheck",
+        "run",
+        "--examples",
+        "200",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--database",
+        str(tmp_path / "db"),
+        "--no-html",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     report = tmp_path / "report.json"
     deadline = time.monotonic() + 120
