@@ -60,7 +60,7 @@ def cells(
     layers = [resolve_layer_type(name) for name in (layer_types or list(LAYER_TYPES))]
     chosen = [resolve_activation(name).name for name in (activations or list(ACTIVATIONS))]
     for dtype in dtypes:
-        if dtype not in ("float32", "float64"):
+        if not isinstance(dtype, str) or dtype not in ("float32", "float64"):
             raise GradcheckError(f"dtype {dtype!r} is not supported; choose float32 or float64")
     specs = []
     for layer in layers:

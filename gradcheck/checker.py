@@ -161,8 +161,9 @@ def _as_array(name: str, value: ArrayLike) -> np.ndarray:
     except Exception as error:  # ragged lists, objects numpy cannot convert
         raise _CaseError(f"{name} is not an array: {error}") from None
     if array.dtype.kind in "biu":
+        kind = "boolean" if array.dtype.kind == "b" else "integer"
         raise _CaseError(
-            f"{name} has integer dtype {array.dtype}; gradients are checked in floating "
+            f"{name} has {kind} dtype {array.dtype}; gradients are checked in floating "
             "point: pass float32 or float64 arrays"
         )
     if array.dtype.kind == "c":
@@ -299,17 +300,19 @@ class _Options:
 
 
 def _options(oracles: Sequence[str], finite_differences: str, probes: int, kinks: str) -> _Options:
+    if isinstance(oracles, str) or not isinstance(oracles, Sequence):
+        raise GradcheckError(f"oracles must be a sequence of oracle names, got {oracles!r:.80}")
     for name in oracles:
         if name not in ORACLES:
             raise UnknownNameError("oracle", name, list(ORACLES))
-    if finite_differences not in _LAYOUTS:
+    if not isinstance(finite_differences, str) or finite_differences not in _LAYOUTS:
         raise GradcheckError(
             "finite_differences must be 'auto', 'full', 'columns' or 'probes', "
             f"got {finite_differences!r}"
         )
     if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
         raise GradcheckError(f"probes must be a positive integer, got {probes!r}")
-    if kinks not in _KINK_MODES:
+    if not isinstance(kinks, str) or kinks not in _KINK_MODES:
         raise GradcheckError(f"kinks must be 'report' or 'subgradient', got {kinks!r}")
     return _Options(tuple(oracles), finite_differences, probes, kinks)
 
@@ -333,6 +336,10 @@ def check(
     Unknown names raise `UnknownNameError`; everything wrong with the case itself comes
     back as an invalid-input verdict whose message names the array and the problem.
     """
+    if not isinstance(case, Case):
+        raise GradcheckError(
+            f"check takes a gradcheck.Case, got {type(case).__name__}: {case!r:.80}"
+        )
     return check_many(
         [case], oracles=oracles, finite_differences=finite_differences, probes=probes, kinks=kinks
     )[0]
@@ -349,6 +356,13 @@ def check_many(
     """Check many cases, in order; the same as `check` on each, but cases that share a
     layer type, activation, dtype and shape are stacked and checked in one vectorised pass."""
     options = _options(oracles, finite_differences, probes, kinks)
+    if isinstance(cases, Case) or not isinstance(cases, Sequence):
+        raise GradcheckError(f"check_many takes a sequence of gradcheck.Case, got {cases!r:.80}")
+    for case in cases:
+        if not isinstance(case, Case):
+            raise GradcheckError(
+                f"expected a gradcheck.Case, got {type(case).__name__}: {case!r:.80}"
+            )
     results: list[CheckResult | None] = [None] * len(cases)
     groups: dict[tuple[Any, ...], list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
     for index, case in enumerate(cases):

@@ -125,7 +125,7 @@ def layer_types(
 ) -> st.SearchStrategy[LayerType]:
     """Layer types from the catalogue (or `names`), dense first. coupled=False (the
     default) keeps unit-partitioned types, True the coupled controls, None both."""
-    if coupled not in (True, False, None):
+    if not (coupled is None or isinstance(coupled, bool)):
         raise InvalidArgument(f"coupled must be True, False or None, got {coupled!r}")
     rows = _resolve_all("names", names, resolve_layer_type, LAYER_TYPES)
     if coupled is not None:
@@ -137,11 +137,11 @@ def layer_types(
 
 def dtypes(*, names: Sequence[str] = ("float64", "float32")) -> st.SearchStrategy[np.dtype[Any]]:
     """float64, then float32 (or the given names)."""
-    if isinstance(names, str) or not names:
+    if isinstance(names, str) or not isinstance(names, Sequence) or not names:
         raise InvalidArgument(f"names must be a non-empty sequence of dtype names, got {names!r}")
     chosen = []
     for name in names:
-        if name not in ("float32", "float64"):
+        if not isinstance(name, str) or name not in ("float32", "float64"):
             raise InvalidArgument(f"dtype {name!r} is not supported; choose float32 or float64")
         chosen.append(np.dtype(name))
     return st.sampled_from(chosen)
@@ -214,7 +214,7 @@ def case_stacks(
     _check_bounds("units", min_units, max_units)
     _check_bounds("batch", min_batch, max_batch)
     _check_bounds("size", min_size, max_size)
-    if kinks not in _KINK_MODES:
+    if not isinstance(kinks, str) or kinks not in _KINK_MODES:
         raise InvalidArgument(f"kinks must be one of {_KINK_MODES}, got {kinks!r}")
     layer_rows = _resolve_all("layer_types", layer_types, resolve_layer_type, LAYER_TYPES)
     if coupled is not None:
