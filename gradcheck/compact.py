@@ -69,13 +69,15 @@ def dense_gradient(
         return product.reshape(*lead, j, p), "explicit"
     import scipy.sparse
 
-    rows = np.repeat(np.arange(n * j), p)
+    # Built in CSR form directly: row (n, j) holds its P nonzeros in columns j·P ... j·P + P - 1,
+    # already sorted, so scipy need not sort or sum duplicates (as it would from COO).
+    row_starts = np.arange(0, n * j * p + 1, p)
     columns = np.tile(np.arange(j * p), n)
     flat_jacobian = unit_jacobian.reshape(-1, n * j * p)
     flat_delta = delta.reshape(-1, n * j)
     products = []
     for values, weights in zip(flat_jacobian, flat_delta, strict=True):
-        matrix = scipy.sparse.csr_matrix((values, (rows, columns)), shape=(n * j, j * p))
+        matrix = scipy.sparse.csr_matrix((values, columns, row_starts), shape=(n * j, j * p))
         products.append(matrix.T @ weights)
     product = np.asarray(products, dtype=unit_jacobian.dtype)
     return product.reshape(*lead, j, p), "sparse"

@@ -114,13 +114,16 @@ def autograd_gradients(
     weights[np.arange(len(chosen)), ..., chosen] = np.moveaxis(delta[..., chosen], -1, 0)
     tracked_weights = track(weights)
     tracked_delta = track(delta)
+    tracked_z = track(z)
     every_unit = len(chosen) == count
 
     def energy(arguments: tuple[Any, Any, Any]) -> Any:
         copies, parameters, inputs = arguments
-        through_units = anp.sum(tracked_weights * forward(inputs, copies))
         if every_unit:
-            return through_units
+            return anp.sum(tracked_weights * forward(inputs, copies))
+        # With a sample of units, ∂E/∂z comes from the full term alone: the copies read a
+        # constant z, or the sampled units' share of ∂E/∂z would be counted twice.
+        through_units = anp.sum(tracked_weights * forward(tracked_z, copies))
         return through_units + anp.sum(tracked_delta * forward(inputs, parameters))
 
     copies = track(np.broadcast_to(theta, (len(chosen),) + theta.shape).copy())

@@ -202,7 +202,9 @@ class Tracked(NDArrayOperatorsMixin):
             self.error = np.zeros(self.value.shape)
         else:
             error = np.asarray(error, dtype=np.float64)
-            if np.isnan(error).any():  # an error the model cannot bound is unbounded
+            # Errors are >= 0, so their sum is NaN exactly when one of them is: one pass
+            # without a temporary, which matters for large arrays.
+            if np.isnan(np.sum(error)):  # an error the model cannot bound is unbounded
                 error = np.where(np.isnan(error), np.inf, error)
             self.error = np.broadcast_to(error, self.value.shape)
 
@@ -333,6 +335,10 @@ def _times(magnitude: Any, error: Any) -> Any:
     the other factor overflowed: 0 · inf is 0 here, not NaN."""
     with np.errstate(invalid="ignore", over="ignore"):
         product = np.asarray(magnitude, dtype=np.float64) * error
+    # Both factors are >= 0, so only 0 · inf (or a NaN value) makes a NaN, and the sum shows
+    # it in one pass: the masks below are needed only then.
+    if not np.isnan(np.sum(product)):
+        return product
     return np.where((np.asarray(error) == 0) | (np.asarray(magnitude) == 0), 0.0, product)
 
 
@@ -406,9 +412,18 @@ def _add(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
 
 
 def _multiply(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
-    a, b = _abs64(values[0]), _abs64(values[1])
     ea, eb = errors
-    return _times(b, ea) + _times(a, eb) + _times(ea, eb) + _ulps(result, CORRECTLY_ROUNDED_ULPS)
+    error = _ulps(result, CORRECTLY_ROUNDED_ULPS)
+    # An exact operand (error 0, such as an input) contributes no terms: skip them rather
+    # than form result-sized arrays of zeros.
+    inexact_a, inexact_b = bool(np.any(ea)), bool(np.any(eb))
+    if inexact_a:
+        error = error + _times(_abs64(values[1]), ea)
+    if inexact_b:
+        error = error + _times(_abs64(values[0]), eb)
+    if inexact_a and inexact_b:
+        error = error + _times(ea, eb)
+    return error
 
 
 def _divide(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:

@@ -1,0 +1,187 @@
+"""Pieces of the large-layer path that work across blocks of units (see `gradcheck.large`).
+
+- `Tally`: one comparison made block by block, keeping only its worst entry;
+- `reverse_mode`: ∂E_b/∂θ_b, ∂E_b/∂z and f(z; θ_b) from one reverse pass on Tracked arrays;
+- probes: random signed directions w_k = s_k ⊙ h, the shifted points x ± w, x ± 2w, the
+  hand-written projections ⟨g, w_k⟩ with their bound, and the extrapolated comparison.
+
+This module is free of I/O, hypothesis and pytest.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from gradcheck import oracles, tolerance
+from gradcheck.checker import Comparison, _compare
+from gradcheck.tolerance import Tracked, track
+
+
+class Tally:
+    """One comparison made block by block: the worst entry so far, the largest error and
+    the largest reference (for the relative error), unbounded entries and time.
+
+    Each block costs a few passes over its arrays; `checker._compare` (which names the
+    entry and the values) runs once, on the block that holds the worst entry.
+    """
+
+    def __init__(self, oracle: str, target: str) -> None:
+        self.oracle, self.target = oracle, target
+        self.methods: list[str] = []
+        self.worst_ratio = -math.inf
+        self.worst: tuple[str, Any, Any, Any, int] | None = None
+        self.max_error = math.nan
+        self.scale = 0.0
+        self.unbounded = 0
+        self.seconds = 0.0
+
+    def add(
+        self, method: str, hand: Any, reference: Any, bound: Any, *, offset: int, seconds: float
+    ) -> None:
+        begin = time.perf_counter()
+        if method not in self.methods:
+            self.methods.append(method)
+        hand64 = np.asarray(hand, dtype=np.float64)
+        ref = np.asarray(reference, dtype=np.float64)
+        limit = np.broadcast_to(np.asarray(bound, dtype=np.float64), hand64.shape)
+        with np.errstate(all="ignore"):
+            error = np.abs(hand64 - ref)
+            peak = float(np.max(error / limit))
+            largest = float(np.max(error))
+        if not math.isfinite(peak):  # 0/0, x/0 or NaN somewhere: _compare's careful rules
+            peak = _compare(
+                self.oracle, self.target, method, hand64[None], ref[None], limit[None], 0.0
+            )[0].worst_ratio
+            largest = float(np.nanmax(error)) if not np.isnan(error).all() else math.nan
+        if peak > self.worst_ratio:
+            self.worst_ratio, self.worst = peak, (method, hand64, ref, limit, offset)
+        if not math.isnan(largest):
+            self.max_error = largest if math.isnan(self.max_error) else max(self.max_error, largest)
+        magnitude = float(np.max(np.abs(ref)))
+        if not math.isfinite(magnitude):
+            finite = np.abs(ref[np.isfinite(ref)])
+            magnitude = float(finite.max()) if finite.size else 0.0
+        self.scale = max(self.scale, magnitude)
+        if not math.isfinite(float(np.max(limit))):
+            self.unbounded += int(np.isinf(limit).sum())
+        self.seconds += seconds + time.perf_counter() - begin
+
+    def comparison(self) -> Comparison:
+        assert self.worst is not None
+        method, hand, reference, bound, offset = self.worst
+        (found,) = _compare(
+            self.oracle, self.target, method, hand[None], reference[None], bound[None], 0.0
+        )
+        entry = dict(found.worst_entry)
+        entry["unit"] += offset
+        error = float(self.max_error)
+        no_scale = 0.0 if error == 0 else math.inf
+        relative = error / self.scale if self.scale > 0 else no_scale
+        return replace(
+            found,
+            method=" and ".join(self.methods),
+            worst_entry=entry,
+            max_abs_error=error,
+            max_rel_error=relative,
+            seconds=self.seconds,
+            unbounded_entries=self.unbounded,
+        )
+
+
+def accumulate(total: Tracked | None, term: Tracked) -> Tracked:
+    """total + term with the rounding of the addition (Tracked's rule e1 + e2 + u|sum|)."""
+    return term if total is None else total + term
+
+
+def reverse_mode(
+    forward: Callable[[Any, Any], Any], z: np.ndarray, theta: np.ndarray, delta: np.ndarray
+) -> tuple[Tracked, Tracked, Tracked]:
+    """f(z; θ_b), ∂E_b/∂θ_b and ∂E_b/∂z from one reverse pass on Tracked float64 arrays:
+    each carries the running error bound of its own evaluation (the forward's is the
+    rounding of the outputs that finite differences need)."""
+    import autograd.numpy as anp
+    from autograd.tracer import getval
+
+    weights = track(delta)
+    outputs: list[Any] = []
+
+    def energy(arguments: tuple[Any, Any]) -> Any:
+        parameters, inputs = arguments
+        values = forward(inputs, parameters)
+        outputs.append(getval(values))
+        return anp.sum(weights * values)
+
+    d_theta, d_z = oracles._autograd(energy, (track(theta), track(z)))
+    return outputs[0], d_theta, d_z
+
+
+def signed_steps(rng: np.random.Generator, count: int, x: np.ndarray) -> np.ndarray:
+    """count directions s_k ⊙ h over x: random signs times each entry's step."""
+    signs = rng.integers(0, 2, size=(count,) + x.shape, dtype=np.int8)
+    directions = signs.astype(np.float64)
+    directions *= 2.0
+    directions -= 1.0
+    directions *= oracles.step_sizes(x)
+    return directions
+
+
+def shifted(x: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """x + w, x - w, x + 2w, x - 2w for every direction w: (4, K, ...)."""
+    variants = np.empty((4,) + directions.shape)
+    np.add(x, directions, out=variants[0])
+    np.subtract(x, directions, out=variants[1])
+    np.multiply(directions, 2.0, out=variants[2])
+    np.subtract(x, variants[2], out=variants[3])
+    variants[2] += x
+    return variants
+
+
+def projections(directions: np.ndarray, gradient: Tracked, x: np.ndarray) -> Tracked:
+    """⟨g, w_k⟩ for a hand-written g with error e_g, and a bound that also covers the
+    steps the differences really take.
+
+    The dot products round by at most γ_(m+1) Σ |g| |w_k| (m terms), and |w_k| = h.
+    x ± c·w_k is rounded: the step taken differs from c·w_k by at most u(|x| + 2h) per
+    entry, so the extrapolated difference (4 D(w) - D(2w)) / 3 measures ⟨∇E, w_k⟩ only
+    within (4/3 + 1/6) u Σ |∇E| (|x| + 2h) <= 2u Σ (|g| + e_g)(|x| + 2h).
+    """
+    values = np.asarray(gradient.value, dtype=np.float64)
+    error = np.asarray(gradient.error, dtype=np.float64)
+    steps = oracles.step_sizes(x)
+    magnitude = np.abs(values)
+    projected = directions.reshape(len(directions), -1) @ values.reshape(-1)
+    weight = error + tolerance.gamma(values.size + 1, np.float64) * magnitude
+    taken = (
+        2.0 * tolerance.unit_roundoff(np.float64) * (magnitude + error) * (np.abs(x) + 2.0 * steps)
+    )
+    bound = float(np.sum(steps * weight) + np.sum(taken))
+    return Tracked(projected, np.full(projected.shape, bound))
+
+
+def probe_comparison(
+    target: str, energies: Tracked, projections: Tracked, count: int
+) -> Comparison:
+    """Extrapolated directional derivatives (4 D(w) - D(2w)) / 3 of E, with
+    D(w) = (E(x + w) - E(x - w)) / 2, against the hand-written ⟨g, w⟩."""
+    begin = time.perf_counter()
+    plus1, minus1, plus2, minus2 = np.asarray(energies.value)
+    rho = np.asarray(energies.error)
+    estimate, error = oracles._richardson(
+        (plus1 - minus1) / 2.0,
+        (plus2 - minus2) / 4.0,
+        (rho[0] + rho[1]) / 2.0,
+        (rho[2] + rho[3]) / 4.0,
+    )
+    hand = np.asarray(projections.value)
+    bound = np.asarray(projections.error) + error
+    (comparison,) = _compare(
+        "finite-differences", target, f"finite differences ({count} probes)", hand[None],
+        estimate[None], bound[None], time.perf_counter() - begin, ("probe",),
+    )  # fmt: skip
+    return comparison
