@@ -111,8 +111,9 @@ def _augmented(z: Any) -> Any:
 
 
 def _affine(z: Any, theta: Any) -> Any:
-    """a_nj = θʲ·[z_n, 1], broadcast over leading axes of z and θ."""
-    return anp.einsum("...ni,...ji->...nj", _augmented(z), theta)
+    """a_nj = θʲ·[z_n, 1], broadcast over leading axes of z and θ (a matrix product,
+    which BLAS makes several times faster than einsum on large layers)."""
+    return anp.matmul(_augmented(z), anp.swapaxes(theta, -1, -2))
 
 
 def _norm(x: Any) -> Any:

@@ -465,14 +465,22 @@ def _logaddexp(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
 
 
 def _matmul(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
-    a, b = (Tracked(v, e) for v, e in zip(values, errors, strict=True))
-    if a.ndim == 1 and b.ndim == 1:
-        return _einsum("i,i->", a, b).error
-    if a.ndim == 1:
-        return _einsum("...ij,...jk->...ik", a[None, :], b).error[..., 0, :]
-    if b.ndim == 1:
-        return _einsum("...ij,...jk->...ik", a, b[:, None]).error[..., 0]
-    return _einsum("...ij,...jk->...ik", a, b).error
+    """x @ y: |x| @ e_y + e_x @ |y| + γ_K |x| @ |y| + K η, with K the inner dimension
+    (the dot-product rule of the module docstring, evaluated by BLAS)."""
+    a, b = (np.asarray(v) for v in values)
+    ea, eb = (
+        np.broadcast_to(np.asarray(e, dtype=np.float64), v.shape)
+        for e, v in zip(errors, (a, b), strict=True)
+    )
+    inner = a.shape[-1]
+    magnitude_a, magnitude_b = _abs64(a), _abs64(b)
+    error = gamma(inner + 1, result.dtype) * np.matmul(magnitude_a, magnitude_b)
+    error = error + inner * 2 * float(np.finfo(result.dtype).smallest_subnormal)
+    if np.any(eb):
+        error = error + np.matmul(magnitude_a, eb)
+    if np.any(ea):
+        error = error + np.matmul(ea, magnitude_b)
+    return error
 
 
 _TWO_OVER_ROOT_PI = 2.0 / math.sqrt(math.pi)
