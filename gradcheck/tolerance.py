@@ -50,18 +50,26 @@ model instead (see "The fallback model for user code" below).
 
 **The fallback model for user code** (an assumption, not a theorem; `gradcheck.user`
 says in every result which model each side used). When a user's backward, or autograd's
-evaluation of a user's forward, cannot be bounded by running it on Tracked arrays:
+evaluation of a user's forward, cannot be bounded by running it on Tracked arrays, the
+side without a running bound is charged the sum of
 
-- a side without a running bound is charged the running bound of the other side, re-scaled
-  to its own dtype (u_dtype / u_other): both evaluate the same chain rule for the same
-  forward, so they meet the same magnitudes and cancellations;
-- plus γ_m(dtype) · M, with M_k = Σ_o |δ_o| |∂f_o/∂x_k| the magnitude of the terms summed
-  into gradient entry k (the Jacobian from central differences) and m the number of
-  forward inputs and outputs, a generous count of the roundings one entry's chain
-  rule accumulates;
-- a forward without a running bound (needed by finite differences) is charged
-  γ_m(float64) · |f| per output, m as above; the Richardson estimate, which sees the
-  rounding noise of the evaluations it compares, covers the rest.
+- the running bound of the other side, re-scaled to its own dtype (u_dtype / u_other):
+  both evaluate the same chain rule for the same forward, so they meet the same
+  magnitudes and cancellations;
+- γ_m(dtype) · M, with M_k = Σ_o |δ_o| |∂f_o/∂x_k| the magnitude of the terms summed into
+  gradient entry k (the Jacobian from central differences) and m the number of forward
+  inputs and outputs, a generous count of the roundings one entry's chain rule adds up;
+- for the hand-written side, its rounding as measured by running the same code in a
+  higher precision (float64 for float32, x86's 80-bit long double for float64, where
+  numpy has it): |g - g_hi| / (1 - u_hi/u), which bounds the error of g if the error of
+  g_hi is u_hi/u times as large (the same operations in both precisions).
+
+A forward without a running bound (finite differences need its rounding) is charged
+γ_m(float64) · |f| per output plus its measured rounding, the same way. Where the
+hand-written side does have a running bound, it is charged the larger of that bound and
+the measured rounding: a constant rounded to float32 in a plain array
+(``np.where(x > 0, 1.0, 0.1).astype(np.float32)``) is invisible to the running bound,
+while the references use the float64 constant of the same code.
 
 This module is free of I/O, hypothesis and pytest.
 """

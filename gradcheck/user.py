@@ -210,7 +210,7 @@ def _run(
             _hypothesis(layer, source, plan, options, memo, summary, settings, max_examples, key)
         summary.outcome = "passed"
         if summary.examples == 0:
-            summary.message = "every draw was non-differentiable"
+            summary.message = f"every draw was non-differentiable (the last: {summary.message})"
     except GradientMismatch as error:
         summary.outcome, summary.message = "failed", str(error)
         raise

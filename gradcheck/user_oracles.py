@@ -250,6 +250,8 @@ def _energy(
                 "(it is not written with autograd.numpy)"
             )
         value = out._value
+        if isinstance(value, np.generic | float):  # a scalar output, such as a loss
+            value = np.asarray(value)
         if isinstance(value, Tracked):  # another order of the same sums: within twice the bound
             differs = value.shape != expected.shape or bool(
                 np.any(np.abs(value.value - expected) > 2.0 * value.error)

@@ -44,6 +44,10 @@ def affine_backward_sign(dout, x, w, b):
     return dout @ w.T, -(x.T @ dout), dout.sum(axis=0)
 
 
+def affine_backward_dx_sign(dout, x, w, b):
+    return -(dout @ w.T), x.T @ dout, dout.sum(axis=0)
+
+
 def tanh_dense_forward(x, w, b):  # traceable: written with autograd.numpy
     return anp.tanh(anp.dot(x, w) + b)
 
@@ -577,3 +581,110 @@ def test_collect_gathers_every_summary_passed_or_failed():
     assert [c.outcome for c in checks] == ["passed", "failed"]
     assert checks[1].failure is not None and checks[1].failure.verdict == "mismatch"
     assert checks[1].failure.worst_entries[0].target == "w"
+
+
+# ---- precision, large arguments, losses ----------------------------------------------------------
+
+
+def leaky_relu_forward(x):
+    return np.where(x > 0, x, 0.1 * x)
+
+
+def leaky_relu_backward(dout, x):
+    return dout * np.where(x > 0, 1.0, 0.1).astype(x.dtype)  # 0.1 rounded in a plain array
+
+
+def leaky_relu_backward_wrong_slope(dout, x):
+    return dout * np.where(x > 0, 1.0, 0.2).astype(x.dtype)
+
+
+def test_a_float32_constant_rounded_outside_the_error_model_is_no_false_alarm():
+    summary = gradcheck.check_backward(
+        leaky_relu_forward,
+        leaky_relu_backward,
+        signature="(n,d)->(n,d)",
+        dtypes=("float32",),
+        max_examples=200,
+    )
+    assert summary.passed and summary.worst_ratio <= 1.0
+    with pytest.raises(GradientMismatch) as raised:
+        gradcheck.check_backward(
+            leaky_relu_forward,
+            leaky_relu_backward_wrong_slope,
+            signature="(n,d)->(n,d)",
+            dtypes=("float32",),
+        )
+    case = raised.value.case
+    assert case.sizes["d"] == 1 and case.sizes["n"] <= 2  # one negative entry suffices
+    assert np.any(case.arguments[0] < 0)  # the negative side, where the slope is
+
+
+def test_large_arguments_are_probed_along_random_directions():
+    sizes = {"n": (9, 9), "i": (8, 8)}  # x has 72 entries: more than entry by entry allows
+    summary = gradcheck.check_backward(
+        tanh_dense_forward, tanh_dense_backward, signature=AFFINE, sizes=sizes, max_examples=10
+    )
+    assert summary.passed
+    with pytest.raises(GradientMismatch) as raised:
+        gradcheck.check_backward(
+            affine_forward,
+            affine_backward_dx_sign,
+            signature=AFFINE,
+            sizes=sizes,
+            max_examples=10,
+            autograd=False,
+        )
+    (failure,) = raised.value.result.failures()
+    assert failure.target == "x" and "probes" in failure.method and "probe" in failure.worst_entry
+
+
+def softmax_cross_entropy(scores):
+    """Mean cross-entropy of row-wise softmax against class n mod C: a scalar loss."""
+    rows, classes = scores.shape
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return -log_p[np.arange(rows), np.arange(rows) % classes].sum() / rows
+
+
+def softmax_cross_entropy_backward(dout, scores):
+    rows, classes = scores.shape
+    p = np.exp(scores - scores.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(rows), np.arange(rows) % classes] -= 1.0
+    return dout * p / rows
+
+
+def test_a_scalar_loss_layer_is_checked_through_its_gradient():
+    summary = gradcheck.check_backward(
+        softmax_cross_entropy,
+        softmax_cross_entropy_backward,
+        signature="(n,c)->()",
+        dtypes=("float64", "float32"),
+        max_examples=FEW,
+    )
+    assert summary.passed and summary.error_models["backward"] == {"running": FEW}
+
+
+def test_a_given_example_at_a_kink_is_redrawn_or_checked_as_a_subgradient():
+    def relu_dense_forward(x, w, b):
+        return np.maximum(0.0, x @ w + b)
+
+    def relu_dense_backward(dout, x, w, b):
+        da = dout * (x @ w + b > 0)
+        return da @ w.T, x.T @ da, da.sum(axis=0)
+
+    at_zero = ((np.ones((1, 1)), np.ones((1, 1)), -np.ones(1)), np.ones((1, 1)))  # 1·1 - 1 = 0
+    skipped = gradcheck.check_backward(
+        relu_dense_forward, relu_dense_backward, signature=AFFINE, example=at_zero
+    )
+    assert skipped.rejected == 1 and skipped.examples == 0
+    assert "one-sided differences of E disagree" in skipped.message
+    checked = gradcheck.check_backward(
+        relu_dense_forward,
+        relu_dense_backward,
+        signature=AFFINE,
+        example=at_zero,
+        kinks="subgradient",
+    )
+    assert checked.examples == 1 and checked.passed
+    assert "autograd" in checked.skipped
