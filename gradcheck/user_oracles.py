@@ -291,7 +291,10 @@ def autograd_reference(
     except Exception as error:
         first = str(error).splitlines()[0] if str(error) else ""
         raise NotTraceableError(f"{type(error).__name__}: {first[:160]}") from None
-    gradients = tuple(np.asarray(g, dtype=np.float64) for g in gradients)
+    try:
+        gradients = tuple(np.asarray(g, dtype=np.float64) for g in gradients)
+    except (TypeError, ValueError):  # object arrays of boxes: plain numpy met a box
+        raise NotTraceableError("autograd's gradient is not an array of numbers") from None
     for k, g in zip(which, gradients, strict=True):
         if g.shape != arguments[k].shape:
             raise NotTraceableError(f"autograd returned a gradient of shape {g.shape}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from autograd.extend import defvjp, primitive
 
 import gradcheck
 from gradcheck.errors import (
@@ -688,3 +689,19 @@ def test_a_given_example_at_a_kink_is_redrawn_or_checked_as_a_subgradient():
     )
     assert checked.examples == 1 and checked.passed
     assert "autograd" in checked.skipped
+
+
+@primitive
+def cube(x):
+    return x**3
+
+
+defvjp(cube, lambda ans, x: lambda g: g * 2.0 * x * x)  # a wrong rule: 2x² instead of 3x²
+
+
+def test_autograd_that_disagrees_with_finite_differences_is_no_reference():
+    summary = gradcheck.check_backward(
+        cube, lambda dout, x: dout * 3.0 * x * x, signature="(n)->(n)", max_examples=FEW
+    )
+    assert summary.passed and "autograd" not in summary.oracles
+    assert "disagrees with the finite differences" in summary.skipped["autograd"]
