@@ -11,7 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gradcheck.errors import GradcheckError, GradientMismatch, UnknownNameError
+from gradcheck.errors import (
+    GradcheckError,
+    GradientMismatch,
+    UnknownNameError,
+    UsageError,
+    UserCodeError,
+)
 
 __version__ = "0.1.0"
 
@@ -27,6 +33,12 @@ _LAZY = {
     "Activation": "gradcheck.activations",
     "LAYER_TYPES": "gradcheck.layers",
     "LayerType": "gradcheck.layers",
+    "check_backward": "gradcheck.user",
+    "check_backward_cached": "gradcheck.user",
+    "check_layer_object": "gradcheck.user",
+    "check_unit_jacobian": "gradcheck.user",
+    "LayerCheck": "gradcheck.summary",
+    "ObjectLayer": "gradcheck.adapters",
 }
 
 __all__ = [
@@ -38,18 +50,34 @@ __all__ = [
     "Comparison",
     "GradcheckError",
     "GradientMismatch",
+    "LayerCheck",
     "LayerType",
+    "ObjectLayer",
     "UnknownNameError",
+    "UsageError",
+    "UserCodeError",
     "Verdict",
     "__version__",
     "check",
+    "check_backward",
+    "check_backward_cached",
+    "check_layer_object",
     "check_many",
+    "check_unit_jacobian",
 ]
 
 if TYPE_CHECKING:
     from gradcheck.activations import ACTIVATIONS, Activation
+    from gradcheck.adapters import ObjectLayer
     from gradcheck.checker import Case, CheckResult, Comparison, Verdict, check, check_many
     from gradcheck.layers import LAYER_TYPES, LayerType
+    from gradcheck.summary import LayerCheck
+    from gradcheck.user import (
+        check_backward,
+        check_backward_cached,
+        check_layer_object,
+        check_unit_jacobian,
+    )
 
 
 def __getattr__(name: str) -> Any:

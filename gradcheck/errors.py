@@ -28,7 +28,53 @@ class UnknownNameError(GradcheckError, LookupError):
         return str(self.args[0])
 
 
+class UsageError(GradcheckError, ValueError):
+    """A gradcheck function was called with arguments it cannot use; the message says
+    which argument and what it accepts."""
+
+
+class SignatureError(UsageError):
+    """A gufunc-style signature such as "(n,i),(i,j),(j)->(n,j)" could not be parsed."""
+
+
+class UserCodeError(GradcheckError):
+    """A user's forward or backward raised, or returned something gradcheck cannot use.
+
+    function names the user's function ("forward", "backward", ...); case describes the
+    inputs that caused it (sizes and arrays). When user code raised, the original
+    exception is chained (``raise ... from``), so its traceback is shown too.
+    """
+
+    def __init__(self, message: str, *, function: str | None = None, case: Any = None) -> None:
+        self.function = function
+        self.case = case
+        super().__init__(message)
+
+
+class UserOutputError(UserCodeError):
+    """User code returned the wrong number of gradients, or an array of the wrong shape or
+    dtype, or something that is not an array."""
+
+
+class NondeterministicError(UserCodeError):
+    """Two calls of a user's function on equal inputs gave different results."""
+
+
+class InputMutationError(UserCodeError):
+    """A user's function changed one of the arrays it was given."""
+
+
+class NonFiniteOutputError(UserCodeError):
+    """A user's forward returned NaN or infinity on finite inputs inside the bounds."""
+
+
+class CoupledLayerError(GradcheckError):
+    """A layer checked through its unit Jacobian B breaks the block-diagonal precondition:
+    output j depends on other units' parameters, so A = δ ⊙ B is not its gradient."""
+
+
 _SHORT = {"finite-differences": "differences"}
+_SYMBOLS = {"inputs": "∂E/∂z", "parameters": "∂E/∂θ"}
 
 
 class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the documented name
@@ -65,7 +111,9 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
     def _message(self) -> str:
         lines = [self.result.message.split("; likely ")[0]]
         summary = self.result.case
-        if summary is not None:
+        if summary is not None and hasattr(summary, "describe"):  # a user layer's case
+            lines.append(summary.describe())
+        elif summary is not None:
             lines.append(
                 f"case: {summary.layer_type} / {summary.activation} / {summary.dtype}, "
                 f"I={summary.inputs} J={summary.units} N={summary.batch} "
@@ -100,7 +148,7 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
         table = ["worst entries:", header]
         for row in rows:
             where = ", ".join(f"{k} {v}" for k, v in row.entry.items())
-            symbol = "∂E/∂z" if row.target == "inputs" else "∂E/∂θ"
+            symbol = _SYMBOLS.get(row.target, f"∂E/∂{row.target}")
             line = f"  {symbol:<8} {where:<22} {row.hand_written:>15.9g}"
             for oracle in oracles:
                 value = row.references.get(oracle)

@@ -282,6 +282,26 @@ def _stacks(
     )
 
 
+def pick_size(byte: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> int:
+    """A size in [low, high] from one byte, as cases() draws I, J and N: byte 0 (where
+    shrinking ends) is `low`; other bytes prefer sizes outside `avoid`. Unlike cases(),
+    byte 1 is the smallest preferred size (then byte 2 the next, cyclically), so that a
+    shrinker that cannot reach byte 0 stops at the smallest size that fails."""
+    if byte == 0:
+        return low
+    preferred = [size for size in range(low, high + 1) if size not in avoid]
+    sizes = preferred or list(range(low, high + 1))
+    return sizes[(byte - 1) % len(sizes)]
+
+
+def decode_values(raw: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
+    """Values of the given shape from the bytes of a grid of shape `grid` (one byte per
+    value, `VALUES[byte]`), read from the grid's leading corner, so that a value keeps
+    its byte when the shrinker makes a size smaller. raw holds prod(grid) bytes."""
+    cells = np.asarray(raw, dtype=np.uint8).reshape(grid)
+    return VALUES[cells[tuple(slice(0, size) for size in shape)]]
+
+
 def _pick(byte: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> int:
     """A size in [low, high]: byte 0 (where shrinking ends) is the smallest; other bytes
     prefer sizes outside `avoid` (square weights hide transposition bugs, N = 1 hides

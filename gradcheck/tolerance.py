@@ -40,6 +40,37 @@ error equal to the finite-difference step instead of rounding, an activation's d
 kink, a tie between maxout pieces or a norm at zero that falls inside the uncertainty is
 recorded as an `Event`, and the checker reports the case as non-differentiable.
 
+**Code the rules do not cover.** A running bound is rigorous only while every operation
+goes through a rule. Operations without one raise TypeError; a conversion to a plain
+array (``np.asarray`` on a Tracked value whose error is not zero, or assigning one into a
+plain array) drops the error, and is recorded as an event of kind "untracked" so that a
+caller knows the bound is incomplete. `gradcheck.user` runs hand-written code of users
+on Tracked arrays first and, where that fails or is lossy, falls back to a documented
+model instead (see "The fallback model for user code" below).
+
+**The fallback model for user code** (an assumption, not a theorem; `gradcheck.user`
+says in every result which model each side used). When a user's backward, or autograd's
+evaluation of a user's forward, cannot be bounded by running it on Tracked arrays, the
+side without a running bound is charged the sum of
+
+- the running bound of the other side, re-scaled to its own dtype (u_dtype / u_other):
+  both evaluate the same chain rule for the same forward, so they meet the same
+  magnitudes and cancellations;
+- γ_m(dtype) · M, with M_k = Σ_o |δ_o| |∂f_o/∂x_k| the magnitude of the terms summed into
+  gradient entry k (the Jacobian from central differences) and m the number of forward
+  inputs and outputs, a generous count of the roundings one entry's chain rule adds up;
+- for the hand-written side, its rounding as measured by running the same code in a
+  higher precision (float64 for float32, x86's 80-bit long double for float64, where
+  numpy has it): |g - g_hi| / (1 - u_hi/u), which bounds the error of g if the error of
+  g_hi is u_hi/u times as large (the same operations in both precisions).
+
+A forward without a running bound (finite differences need its rounding) is charged
+γ_m(float64) · |f| per output plus its measured rounding, the same way. Where the
+hand-written side does have a running bound, it is charged the larger of that bound and
+the measured rounding: a constant rounded to float32 in a plain array
+(``np.where(x > 0, 1.0, 0.1).astype(np.float32)``) is invisible to the running bound,
+while the references use the float64 constant of the same code.
+
 This module is free of I/O, hypothesis and pytest.
 """
 
@@ -50,7 +81,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.special
@@ -58,6 +89,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 FloatArray = NDArray[np.floating[Any]]
+Order = Literal["K", "A", "C", "F"]
 
 #: ulps charged to a transcendental function (see the module docstring).
 TRANSCENDENTAL_ULPS = 4.0
@@ -113,7 +145,9 @@ class Event:
 
     kind is "kink" (a declared kink of an activation), "tie" (two candidates of a max
     within each other's uncertainty), "singularity" (a square root, division or logarithm
-    of a value that may be zero) or "domain" (a value outside an activation's safe domain).
+    of a value that may be zero), "domain" (a value outside an activation's safe domain)
+    or "untracked" (a Tracked value with a nonzero error converted to a plain array: the
+    running bound of whatever is computed from it is incomplete).
     mask marks the flagged elements of the operation's result; value and radius give, for
     each element, the distance to the point (or the value) and its uncertainty.
     """
@@ -235,11 +269,80 @@ class Tracked(NDArrayOperatorsMixin):
     def __getitem__(self, key: Any) -> Tracked:
         return Tracked(self.value[key], self.error[key])
 
-    def reshape(self, *shape: Any) -> Tracked:
-        return Tracked(self.value.reshape(*shape), self.error.reshape(*shape))
+    def reshape(self, *shape: Any, **kwargs: Any) -> Tracked:
+        return Tracked(self.value.reshape(*shape, **kwargs), self.error.reshape(*shape, **kwargs))
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tracked:
-        return _sum(self, axis=axis, keepdims=keepdims)
+    def sum(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tracked:
+        return _sum(self, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    # methods of ndarray that common layer code calls ---------------------------------------
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """Assign into the value and the error alike; storing a wider value (a float64
+        array or a Python float into float32) rounds, and is charged u · |stored|."""
+        if isinstance(key, Tracked):
+            key = key.value
+        plain = _value(value)
+        if not self.value.flags.writeable:
+            self.value = self.value.copy()
+        self.value[key] = plain
+        stored = self.value[key]
+        error = np.broadcast_to(np.asarray(_error(value, self.dtype), np.float64), np.shape(stored))
+        if np.issubdtype(self.dtype, np.inexact) and np.result_type(plain) != self.dtype:
+            error = error + _ulps(np.asarray(stored), CORRECTLY_ROUNDED_ULPS)
+        errors = np.array(np.broadcast_to(self.error, self.shape), dtype=np.float64)
+        errors[key] = error
+        self.error = errors
+
+    def copy(self, order: Order = "K") -> Tracked:
+        return Tracked(self.value.copy(order=order), np.array(self.error, dtype=np.float64))
+
+    def dot(self, other: Any) -> Any:
+        return _dot(self, other)
+
+    def mean(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tracked:
+        return _mean(self, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def var(
+        self, axis: Any = None, dtype: Any = None, ddof: int = 0, keepdims: bool = False
+    ) -> Any:
+        return _var(self, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
+
+    def std(
+        self, axis: Any = None, dtype: Any = None, ddof: int = 0, keepdims: bool = False
+    ) -> Any:
+        return _std(self, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tracked:
+        return _max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tracked:
+        return _min(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis: Any = None) -> Any:
+        return _argmax(self, axis=axis)
+
+    def argmin(self, axis: Any = None) -> Any:
+        return _argmin(self, axis=axis)
+
+    def clip(self, a_min: Any = None, a_max: Any = None) -> Any:
+        return _clip(self, a_min, a_max)
+
+    def ravel(self, order: Order = "C") -> Tracked:
+        return Tracked(self.value.ravel(order), np.asarray(self.error).ravel(order))
+
+    def flatten(self, order: Order = "C") -> Tracked:
+        return Tracked(self.value.flatten(order), np.array(self.error).flatten(order))
+
+    def squeeze(self, axis: Any = None) -> Tracked:
+        return Tracked(self.value.squeeze(axis), self.error.squeeze(axis))
+
+    def transpose(self, *axes: Any) -> Tracked:
+        order = axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes
+        order = order or None
+        return Tracked(np.transpose(self.value, order), np.transpose(self.error, order))
+
+    def swapaxes(self, axis1: int, axis2: int) -> Tracked:
+        return Tracked(self.value.swapaxes(axis1, axis2), self.error.swapaxes(axis1, axis2))
 
     def astype(self, dtype: DTypeLike) -> Tracked:
         value = self.value.astype(dtype)
@@ -249,7 +352,11 @@ class Tracked(NDArrayOperatorsMixin):
     def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         # Only explicit conversions reach here (autograd's einsum rule converts its operands
         # to read their shapes); numpy functions still dispatch through __array_function__
-        # and refuse, rather than silently dropping the error.
+        # and refuse, rather than silently dropping the error. A conversion that drops a
+        # nonzero error is recorded, so that a caller knows the bound became incomplete.
+        error = np.asarray(self.error)
+        if error.size and np.any(error):
+            record("untracked", "conversion to a plain array", error != 0, self.value, error)
         return np.asarray(self.value, dtype=dtype)
 
     def view(self, cls: type) -> Tracked:
@@ -591,14 +698,145 @@ def _ndim(a: Any) -> int:
 
 
 def _constant_like_of(function: Any) -> Callable[..., Any]:
+    """zeros_like and friends of a Tracked array: a Tracked array of exact constants, so
+    that layer code filling it (dx = np.zeros_like(x); dx[mask] = ...) stays tracked.
+    full_like's fill value rounds to the dtype like any Python float."""
+
     def implementation(a: Any, *args: Any, **kwargs: Any) -> Any:
-        return function(_value(a), *args, **kwargs)  # constants are exact
+        result = function(_value(a), *args, **kwargs)
+        if not np.issubdtype(result.dtype, np.inexact):
+            return result
+        error: Any = 0.0
+        if function is np.full_like:
+            fill = args[0] if args else kwargs.get("fill_value", 0.0)
+            error = _error(_value(fill), result.dtype)
+        return Tracked(result, error)
 
     return implementation
 
 
 for _constructor in (np.ones_like, np.zeros_like, np.empty_like, np.full_like):
     _FUNCTION_RULES[_constructor] = _constant_like_of(_constructor)
+
+
+@_implements(np.copy)
+def _copy(a: Any, *args: Any, **kwargs: Any) -> Tracked:
+    return _tracked(a).copy()
+
+
+def _letters(count: int, exclude: str = "") -> list[str]:
+    pool = [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in exclude]
+    return pool[:count]
+
+
+@_implements(np.dot)
+def _dot(a: Any, b: Any, out: Any = None) -> Any:
+    """np.dot as the contraction it is: the last axis of a with the second-to-last of b
+    (the only axis of a 1-D b), through the einsum rule."""
+    if out is not None:
+        raise TypeError("Tracked np.dot does not write into out=")
+    a, b = _tracked(a), _tracked(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return np.multiply(a, b)
+    lead = _letters(a.ndim - 1 + max(b.ndim - 2, 0), exclude="yz")
+    a_letters = "".join(lead[: a.ndim - 1]) + "z"
+    if b.ndim == 1:
+        b_letters, result = "z", a_letters[:-1]
+    else:
+        rest = "".join(lead[a.ndim - 1 :])
+        b_letters, result = rest + "zy", a_letters[:-1] + rest + "y"
+    return _einsum(f"{a_letters},{b_letters}->{result}", a, b)
+
+
+@_implements(np.tensordot)
+def _tensordot(a: Any, b: Any, axes: Any = 2) -> Tracked:
+    """np.tensordot through the einsum rule: the paired axes are summed."""
+    a, b = _tracked(a), _tracked(b)
+    if isinstance(axes, int):
+        pairs_a = list(range(a.ndim - axes, a.ndim))
+        pairs_b = list(range(axes))
+    else:
+        first, second = axes
+        pairs_a = [first] if isinstance(first, int) else list(first)
+        pairs_b = [second] if isinstance(second, int) else list(second)
+    pairs_a = [axis % a.ndim for axis in pairs_a]
+    pairs_b = [axis % b.ndim for axis in pairs_b]
+    letters = iter(_letters(a.ndim + b.ndim))
+    a_letters = [next(letters) for _ in range(a.ndim)]
+    b_letters = [next(letters) for _ in range(b.ndim)]
+    for i, j in zip(pairs_a, pairs_b, strict=True):
+        b_letters[j] = a_letters[i]
+    result = [c for k, c in enumerate(a_letters) if k not in pairs_a]
+    result += [c for k, c in enumerate(b_letters) if k not in pairs_b]
+    subscripts = f"{''.join(a_letters)},{''.join(b_letters)}->{''.join(result)}"
+    return _einsum(subscripts, a, b)
+
+
+@_implements(np.outer)
+def _outer(a: Any, b: Any, out: Any = None) -> Tracked:
+    if out is not None:
+        raise TypeError("Tracked np.outer does not write into out=")
+    return _einsum("i,j->ij", _tracked(a).ravel(), _tracked(b).ravel())
+
+
+@_implements(np.mean)
+def _mean(
+    a: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False, **kwargs: Any
+) -> Any:
+    """The mean as numpy computes it, with the error of the sum divided by the count plus
+    the rounding of that division."""
+    a = _tracked(a)
+    value = np.asarray(np.mean(a.value, axis=axis, dtype=dtype, keepdims=keepdims))
+    total = _sum(a, axis=axis, dtype=dtype, keepdims=keepdims)
+    count = a.value.size // max(value.size, 1)
+    error = total.error / max(count, 1) + _ulps(value, CORRECTLY_ROUNDED_ULPS)
+    return Tracked(value, error)
+
+
+@_implements(np.var)
+def _var(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    ddof: int = 0,
+    keepdims: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Σ (a - mean)² / (n - ddof), composed of operations that have rules."""
+    a = _tracked(a) if dtype is None else _tracked(a).astype(dtype)
+    centred = a - _mean(a, axis=axis, keepdims=True)
+    total = _sum(centred * centred, axis=axis, keepdims=keepdims)
+    count = a.value.size // max(np.size(total.value), 1)
+    return np.divide(total, max(count - ddof, 0))
+
+
+@_implements(np.std)
+def _std(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    ddof: int = 0,
+    keepdims: bool = False,
+    **kwargs: Any,
+) -> Any:
+    return np.sqrt(_var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
+
+
+@_implements(np.vstack)
+def _vstack(arrays: Any, **kwargs: Any) -> Tracked:
+    return _concatenate([_atleast(a, 2) for a in arrays], axis=0, **kwargs)
+
+
+@_implements(np.hstack)
+def _hstack(arrays: Any, **kwargs: Any) -> Tracked:
+    tracked = [_atleast(a, 1) for a in arrays]
+    return _concatenate(tracked, axis=0 if tracked[0].ndim == 1 else 1, **kwargs)
+
+
+def _atleast(a: Any, ndim: int) -> Tracked:
+    a = _tracked(a)
+    function = np.atleast_2d if ndim == 2 else np.atleast_1d
+    return Tracked(function(a.value), function(a.error))
 
 
 @_implements(np.concatenate)
@@ -659,13 +897,29 @@ def _argmax(a: Any, axis: Any = None, **kwargs: Any) -> Any:
     return np.argmax(a.value, axis=axis, **kwargs)
 
 
+@_implements(np.argmin)
+def _argmin(a: Any, axis: Any = None, **kwargs: Any) -> Any:
+    return _argmax(-_tracked(a), axis=axis, **kwargs)
+
+
+@_implements(np.min, np.amin)
+def _min(a: Any, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Tracked:
+    """min(a) = -max(-a): negation is exact, so the rule of max carries over."""
+    return -_max(-_tracked(a), axis=axis, keepdims=keepdims)
+
+
 @_implements(np.max, np.amax)
 def _max(a: Any, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Tracked:
     a = _tracked(a)
     moved = _last_axis(a, axis)
     best = _check_ties(moved, "max")
     value = np.take_along_axis(moved.value, best[..., None], axis=-1)[..., 0]
-    error = np.take_along_axis(moved.error, best[..., None], axis=-1)[..., 0]
+    chosen = np.take_along_axis(moved.error, best[..., None], axis=-1)
+    # At a tie the true maximum may be a runner-up's: every candidate within reach of the
+    # largest (gap <= both errors) bounds it, so |max a* - a_best| <= their largest error.
+    gap = value.astype(np.float64)[..., None] - moved.value.astype(np.float64)
+    reach = gap <= chosen + moved.error
+    error = np.max(np.where(reach, moved.error, 0.0), axis=-1)
     if keepdims and axis is not None:
         value, error = np.expand_dims(value, axis), np.expand_dims(error, axis)
     return Tracked(value, error)

@@ -1,0 +1,460 @@
+"""Check your own layers: hand-written NumPy backward passes against autograd and finite
+differences, on cases hypothesis draws and shrinks.
+
+    import gradcheck
+
+    def affine_forward(x, w, b):
+        return x @ w + b
+
+    def affine_backward(dout, x, w, b):
+        return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+    gradcheck.check_backward(
+        affine_forward, affine_backward, signature="(n,i),(i,j),(j)->(n,j)"
+    )
+
+The signature names the sizes (drawn between min_size and max_size); the values come
+from byte blobs decoded through `gradcheck.strategies.VALUES`, so that a failure shrinks
+to sizes of 1 and values of 1. The scalar whose gradient is checked is
+E = ⟨dout, forward(x, *params)⟩ with dout drawn like the rest. A wrong gradient raises
+`gradcheck.GradientMismatch` (an AssertionError) naming the argument, the oracle, the
+worst entries and the shrunk case, with a snippet that reproduces it; misbehaving user
+code raises a `gradcheck.errors.UserCodeError`. A draw at a kink (the one-sided
+differences disagree) is redrawn. Every check returns a `LayerCheck` summary: examples
+run, the worst error against its bound, the oracles that ran, the error model used and
+the structure of each parameter.
+
+Styles: `check_backward` (functional), `check_backward_cached` (forward returns
+(out, cache)), `check_layer_object` (objects with forward(x)/backward(dout), see
+`gradcheck.adapters.ObjectLayer`), `check_unit_jacobian` (the seed's B).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from gradcheck.adapters import (
+    ObjectLayer,
+    argument_names,
+    cached,
+    qualified_name,
+    unit_jacobian_backward,
+)
+from gradcheck.errors import UsageError
+from gradcheck.signature import Signature, parse_signature
+from gradcheck.summary import LayerCheck
+from gradcheck.user_draw import make_plan
+from gradcheck.user_run import collect, run, settings_for
+from gradcheck.user_types import Options, UserLayer
+
+__all__ = [
+    "LayerCheck",
+    "ObjectLayer",
+    "check_backward",
+    "check_backward_cached",
+    "check_layer_object",
+    "check_unit_jacobian",
+    "collect",
+]
+
+_KINKS = ("redraw", "subgradient")
+
+
+# ---- validation ---------------------------------------------------------------------------------
+
+
+def _signature(signature: Any) -> Signature:
+    return signature if isinstance(signature, Signature) else parse_signature(signature)
+
+
+def _wrt(wrt: Sequence[int | str] | None, names: tuple[str, ...]) -> tuple[int, ...]:
+    if wrt is None:
+        return tuple(range(len(names)))
+    if isinstance(wrt, str | int):
+        wrt = [wrt]
+    chosen: list[int] = []
+    for item in wrt:
+        if isinstance(item, str):
+            if item not in names:
+                raise UsageError(f"wrt names {item!r}, which is not an argument: {list(names)}")
+            index = names.index(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(names):
+            index = item
+        else:
+            raise UsageError(
+                f"wrt takes argument names {list(names)} or positions 0..{len(names) - 1}, "
+                f"got {item!r}"
+            )
+        if index in chosen:
+            raise UsageError(f"wrt names argument {names[index]!r} twice")
+        chosen.append(index)
+    if not chosen:
+        raise UsageError("wrt must name at least one argument to differentiate")
+    return tuple(sorted(chosen))  # backward returns them in the forward's order
+
+
+def _bounds(
+    bounds: Sequence[tuple[float, float] | None] | None, names: tuple[str, ...]
+) -> tuple[tuple[float, float] | None, ...]:
+    if bounds is None:
+        return (None,) * len(names)
+    if isinstance(bounds, str) or len(bounds) != len(names):
+        raise UsageError(
+            f"bounds takes one (low, high) pair or None per argument of forward "
+            f"({len(names)}: {', '.join(names)}), got {bounds!r}"
+        )
+    result: list[tuple[float, float] | None] = []
+    for name, pair in zip(names, bounds, strict=True):
+        if pair is None:
+            result.append(None)
+            continue
+        try:
+            low, high = (float(v) for v in pair)
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"bounds for {name} must be (low, high) or None, got {pair!r}"
+            ) from None
+        if math.isnan(low) or math.isnan(high) or not low < high:
+            raise UsageError(f"bounds for {name} must have low < high, got ({low}, {high})")
+        result.append((low, high))
+    return tuple(result)
+
+
+def _options(kinks: str, autograd: bool | None) -> Options:
+    if kinks not in _KINKS:
+        raise UsageError(f"kinks must be 'redraw' or 'subgradient', got {kinks!r}")
+    if autograd not in (None, True, False):
+        raise UsageError(f"autograd must be None (detect), True or False, got {autograd!r}")
+    return Options(kinks=kinks, autograd=autograd)
+
+
+def _callable(value: Any, what: str) -> None:
+    if not callable(value):
+        raise UsageError(f"{what} must be callable, got {value!r}")
+
+
+# ---- the public checks --------------------------------------------------------------------------
+
+
+def check_backward(
+    forward: Callable[..., Any],
+    backward: Callable[..., Any],
+    *,
+    signature: str,
+    wrt: Sequence[int | str] | None = None,
+    bounds: Sequence[tuple[float, float] | None] | None = None,
+    dtypes: Sequence[str] = ("float64",),
+    min_size: int = 1,
+    max_size: int = 4,
+    sizes: Mapping[str, int | tuple[int, int]] | None = None,
+    max_examples: int | None = None,
+    kinks: str = "redraw",
+    autograd: bool | None = None,
+    name: str | None = None,
+    settings: Any = None,
+    example: tuple[Sequence[Any], Any] | None = None,
+) -> LayerCheck:
+    """Check a functional layer: forward(x, *params) -> out and
+    backward(dout, x, *params) -> (dx, *dparams).
+
+    The gradients must be those of E = ⟨dout, forward(*args)⟩: backward returns one
+    array per argument (or per `wrt` argument, in the forward's order), each of its
+    argument's shape and dtype.
+
+    signature: gufunc-style shapes, "(n,i),(i,j),(j)->(n,j)"; its names are sizes drawn
+    in [min_size, max_size] (or per name from `sizes`: a fixed size or a (low, high)
+    range). wrt: the arguments to differentiate, by name or position (default: all).
+    bounds: one (low, high) pair or None per argument; values are drawn inside the open
+    interval (a log layer wants (0, inf)). dtypes: "float64" and/or "float32".
+    max_examples: examples to check (default: the active hypothesis profile's). kinks:
+    "redraw" redraws a case where the one-sided differences disagree; "subgradient"
+    checks there that the hand-written gradient lies between them. autograd: None uses
+    it when the forward is traceable (written with autograd.numpy), True requires it,
+    False skips it. name: the layer's name in summaries and reports. settings: parent
+    hypothesis settings. example: (arguments, dout) checks that one case instead of
+    drawing (what a reproduction snippet does).
+
+    Returns the LayerCheck; raises GradientMismatch for a wrong gradient,
+    UserCodeError (and subclasses) for misbehaving user code, UsageError for bad
+    arguments.
+    """
+    __tracebackhide__ = True
+    _callable(forward, "forward")
+    _callable(backward, "backward")
+    parsed = _signature(signature)
+    names = argument_names(forward, len(parsed.inputs))
+    layer = UserLayer(
+        name or qualified_name(forward),
+        "functional",
+        forward,
+        backward,
+        parsed,
+        names,
+        _wrt(wrt, names),
+        tuple(range(1, len(names))),
+        _bounds(bounds, names),
+    )
+    source = {"style": "functional", "forward": forward, "backward": backward, "wrt": wrt}
+    return _check(
+        layer,
+        source,
+        dtypes,
+        min_size,
+        max_size,
+        sizes,
+        kinks,
+        autograd,
+        settings,
+        max_examples,
+        example,
+    )
+
+
+def check_backward_cached(
+    forward: Callable[..., Any],
+    backward: Callable[..., Any],
+    *,
+    signature: str,
+    wrt: Sequence[int | str] | None = None,
+    bounds: Sequence[tuple[float, float] | None] | None = None,
+    dtypes: Sequence[str] = ("float64",),
+    min_size: int = 1,
+    max_size: int = 4,
+    sizes: Mapping[str, int | tuple[int, int]] | None = None,
+    max_examples: int | None = None,
+    kinks: str = "redraw",
+    autograd: bool | None = None,
+    name: str | None = None,
+    settings: Any = None,
+    example: tuple[Sequence[Any], Any] | None = None,
+) -> LayerCheck:
+    """Check a layer whose forward(x, *params) returns (out, cache) and whose
+    backward(dout, cache) returns (dx, *dparams). Options as for `check_backward`; the
+    forward is re-run before every backward, so each backward gets a fresh cache."""
+    __tracebackhide__ = True
+    _callable(forward, "forward")
+    _callable(backward, "backward")
+    parsed = _signature(signature)
+    names = argument_names(forward, len(parsed.inputs))
+    functional_forward, functional_backward = cached(forward, backward)
+    layer = UserLayer(
+        name or qualified_name(forward),
+        "cached",
+        functional_forward,
+        functional_backward,
+        parsed,
+        names,
+        _wrt(wrt, names),
+        tuple(range(1, len(names))),
+        _bounds(bounds, names),
+    )
+    source = {"style": "cached", "forward": forward, "backward": backward, "wrt": wrt}
+    return _check(
+        layer,
+        source,
+        dtypes,
+        min_size,
+        max_size,
+        sizes,
+        kinks,
+        autograd,
+        settings,
+        max_examples,
+        example,
+    )
+
+
+def check_layer_object(
+    layer: Any,
+    *,
+    signature: str,
+    parameters: Sequence[str] | None = None,
+    gradients: Mapping[str, str] | None = None,
+    wrt: Sequence[int | str] | None = None,
+    bounds: Sequence[tuple[float, float] | None] | None = None,
+    dtypes: Sequence[str] = ("float64",),
+    min_size: int = 1,
+    max_size: int = 4,
+    sizes: Mapping[str, int | tuple[int, int]] | None = None,
+    max_examples: int | None = None,
+    kinks: str = "redraw",
+    autograd: bool | None = None,
+    name: str | None = None,
+    settings: Any = None,
+    example: tuple[Sequence[Any], Any] | None = None,
+) -> LayerCheck:
+    """Check a layer object with forward(x) and backward(dout) -> dx that stores its
+    parameter gradients on itself.
+
+    layer: an `ObjectLayer`, or the object (or a zero-argument factory) with
+    `parameters` (paths such as "W" or "params.W", in the order the signature lists
+    them after x) and `gradients` (parameter path -> gradient path; default "W" -> "dW",
+    "params.W" -> "grads.W"). The signature lists x first, then the parameters. Other
+    options as for `check_backward`; autograd is used when the object's forward is
+    written with autograd.numpy.
+    """
+    __tracebackhide__ = True
+    if isinstance(layer, ObjectLayer):
+        if parameters is not None or gradients is not None:
+            raise UsageError("an ObjectLayer already knows its parameters and gradients")
+        adapter = layer
+    else:
+        if parameters is None:
+            raise UsageError(
+                "say where the layer keeps its parameters: parameters=['W', 'b'] (attribute "
+                "paths, in the signature's order after x)"
+            )
+        adapter = ObjectLayer(layer, parameters=parameters, gradients=gradients)
+    parsed = _signature(signature)
+    names = adapter.argument_names
+    if len(parsed.inputs) != len(names):
+        raise UsageError(
+            f"the signature {parsed} has {len(parsed.inputs)} inputs, but the layer takes x "
+            f"and {len(names) - 1} parameters {list(names[1:])}: list x first, then each "
+            "parameter"
+        )
+    user_layer = UserLayer(
+        name or adapter.name,
+        "object",
+        adapter.forward,
+        adapter.backward,
+        parsed,
+        names,
+        _wrt(wrt, names),
+        tuple(range(1, len(names))),
+        _bounds(bounds, names),
+    )
+    source = {"style": "object", "adapter": adapter, "wrt": wrt}
+    return _check(
+        user_layer,
+        source,
+        dtypes,
+        min_size,
+        max_size,
+        sizes,
+        kinks,
+        autograd,
+        settings,
+        max_examples,
+        example,
+    )
+
+
+def check_unit_jacobian(
+    forward: Callable[..., Any],
+    unit_jacobian: Callable[..., Any],
+    *,
+    input_jacobian: Callable[..., Any] | None = None,
+    signature: str = "(n,i),(j,p)->(n,j)",
+    parameters_per_unit: Callable[[int], int] | None = None,
+    bounds: Sequence[tuple[float, float] | None] | None = None,
+    dtypes: Sequence[str] = ("float64",),
+    min_size: int = 1,
+    max_size: int = 4,
+    sizes: Mapping[str, int | tuple[int, int]] | None = None,
+    max_examples: int | None = None,
+    kinks: str = "redraw",
+    autograd: bool | None = None,
+    name: str | None = None,
+    settings: Any = None,
+    example: tuple[Sequence[Any], Any] | None = None,
+) -> LayerCheck:
+    """Check a layer given by its unit Jacobian, in the seed's notation.
+
+    forward(z, θ) -> f, z (N × I), θ (J × P), f (N × J); unit_jacobian(z, θ) -> B
+    (N × J × P), B[n, j] = ∂f_nj/∂θʲ. The parameter gradient is A = Σ_n diag(δ_n) B_n,
+    held against autograd, finite differences and the dense block-diagonal product;
+    input_jacobian(z, θ) -> ∂f/∂z (N × J × I), when given, is checked through
+    δ_in = δ · ∂f/∂z. The layer must be unit-partitioned (output j depends on θʲ
+    only): a coupled one raises CoupledLayerError. parameters_per_unit(I) gives P when
+    it depends on I (P = I + 1 for a dense unit with a bias); otherwise P is drawn.
+    Other options as for `check_backward`.
+    """
+    __tracebackhide__ = True
+    _callable(forward, "forward")
+    _callable(unit_jacobian, "unit_jacobian")
+    if input_jacobian is not None:
+        _callable(input_jacobian, "input_jacobian")
+    parsed = _signature(signature)
+    z_dims, theta_dims = _unit_jacobian_shapes(parsed)
+    if parameters_per_unit is not None:
+        _callable(parameters_per_unit, "parameters_per_unit")
+    names = ("z", "theta")
+    layer = UserLayer(
+        name or qualified_name(forward),
+        "unit-jacobian",
+        forward,
+        unit_jacobian_backward(unit_jacobian, input_jacobian),
+        parsed,
+        names,
+        (0, 1) if input_jacobian is not None else (1,),
+        (1,),
+        _bounds(bounds, names),
+        unit_jacobian,
+    )
+    source = {
+        "style": "unit-jacobian",
+        "forward": forward,
+        "unit_jacobian": unit_jacobian,
+        "input_jacobian": input_jacobian,
+    }
+    derived = None
+    if parameters_per_unit is not None:
+        derived = (theta_dims[1], z_dims[1], parameters_per_unit)
+    return _check(
+        layer,
+        source,
+        dtypes,
+        min_size,
+        max_size,
+        sizes,
+        kinks,
+        autograd,
+        settings,
+        max_examples,
+        example,
+        derived,
+    )
+
+
+def _unit_jacobian_shapes(parsed: Signature) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    ok = len(parsed.inputs) == 2 and len(parsed.output) == 2
+    if ok:
+        z_dims, theta_dims = parsed.inputs
+        ok = (
+            len(z_dims) == 2
+            and len(theta_dims) == 2
+            and z_dims[0] == parsed.output[0]
+            and theta_dims[0] == parsed.output[1]
+        )
+    if not ok:
+        raise UsageError(
+            f"a unit-Jacobian layer maps z (N × I) and θ (J × P) to f (N × J): its signature "
+            f"is '(n,i),(j,p)->(n,j)' (any names), got {parsed}"
+        )
+    return parsed.inputs[0], parsed.inputs[1]
+
+
+def _check(
+    layer: UserLayer,
+    source: Mapping[str, Any],
+    dtypes: Sequence[str],
+    min_size: int,
+    max_size: int,
+    sizes: Mapping[str, int | tuple[int, int]] | None,
+    kinks: str,
+    autograd: bool | None,
+    settings: Any,
+    max_examples: int | None,
+    example: Any,
+    derived: Any = None,
+) -> LayerCheck:
+    __tracebackhide__ = True
+    options = _options(kinks, autograd)
+    plan = make_plan(layer, dtypes, min_size, max_size, sizes, derived)
+    settings_for(settings, max_examples)  # validates max_examples before anything runs
+    return run(
+        layer, source, plan, options, settings=settings, max_examples=max_examples, example=example
+    )

@@ -1,0 +1,371 @@
+"""Running a user's code: safely, checked, and with a bound on its rounding.
+
+`run_user_code` calls the forward and the backward as the user would, on copies, and
+refuses what a gradient check cannot use: exceptions (reported with the user's traceback
+and the case), inputs changed in place, results that differ between two calls, outputs
+of the wrong shape, number or dtype, a forward that is not finite.
+
+`hand_written_bounds` and `forward_bound` bound the rounding of the backward and of the
+float64 forward: by running the code again on `Tracked` arrays, whose running bound is
+rigorous while every operation goes through a rule of `gradcheck.tolerance`, else by the
+fallback model documented there; `measured_rounding` runs the code in a higher precision.
+
+This module is free of hypothesis and pytest.
+"""
+
+from __future__ import annotations
+
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from gradcheck.errors import (
+    GradcheckError,
+    InputMutationError,
+    NondeterministicError,
+    NonFiniteOutputError,
+    UserCodeError,
+    UserOutputError,
+)
+from gradcheck.tolerance import Tracked, gamma, recording, track
+from gradcheck.user_types import UserCase, UserLayer
+
+# ---- running user code -----------------------------------------------------------------------
+
+
+def same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit for bit (NaN equal to the same NaN)."""
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def user_frames(error: BaseException) -> str:
+    """The traceback of an exception from user code, without gradcheck's own frame."""
+    tb = error.__traceback__.tb_next if error.__traceback__ is not None else None
+    return "".join(traceback.format_exception(type(error), error, tb)).rstrip()
+
+
+def call_user(
+    function: Callable[..., Any],
+    arguments: Sequence[np.ndarray],
+    role: str,
+    names: Sequence[str],
+    case: UserCase,
+) -> Any:
+    """function(*copies of arguments), with what it raises reported as UserCodeError
+    (with the user's traceback and the case), and its inputs compared bit for bit
+    before and after: a function that changes them raises InputMutationError."""
+    copies = [np.array(a, copy=True) for a in arguments]
+    try:
+        result = function(*copies)
+    except UserCodeError as error:  # raised by an adapter about what user code returned
+        if error.case is not None:
+            raise
+        raise type(error)(
+            f"{error}\n{case.describe()}", function=error.function or role, case=case
+        ) from None
+    except GradcheckError:
+        raise
+    except Exception as error:
+        raise UserCodeError(
+            f"{role} raised {type(error).__name__}: {error}\n{case.describe()}\n\n"
+            f"{user_frames(error)}",
+            function=role,
+            case=case,
+        ) from error
+    for name, before, after in zip(names, arguments, copies, strict=True):
+        if not same(np.asarray(before), after):
+            changed = np.flatnonzero(np.asarray(before).reshape(-1) != after.reshape(-1))
+            where = f" (first changed entry: flat index {changed[0]})" if changed.size else ""
+            raise InputMutationError(
+                f"{role} changed its argument {name} in place{where}. gradcheck calls it many "
+                "times on the same arrays, and callers of a layer expect their arrays "
+                f"untouched: work on a copy (e.g. {name} = {name}.copy()).\n{case.describe()}",
+                function=role,
+                case=case,
+            )
+    return result
+
+
+def _as_array(value: Any, role: str, what: str, case: UserCase) -> np.ndarray:
+    if isinstance(value, Tracked) or not isinstance(value, np.ndarray | np.generic | float | int):
+        raise UserOutputError(
+            f"{role} returned a {type(value).__name__} as {what}; expected a numpy array\n"
+            f"{case.describe()}",
+            function=role,
+            case=case,
+        )
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        raise UserOutputError(
+            f"{role} returned {what} of dtype {array.dtype}; expected floating point\n"
+            f"{case.describe()}",
+            function=role,
+            case=case,
+        )
+    return array
+
+
+def forward_output(value: Any, layer: UserLayer, case: UserCase) -> np.ndarray:
+    """The forward's output, checked against the signature's output shape."""
+    out = _as_array(value, "forward", "its output", case)
+    expected = layer.signature.output_shape(case.sizes)
+    if out.shape != expected:
+        raise UserOutputError(
+            f"forward returned an array of shape {out.shape}; the signature "
+            f"{layer.signature} promises {expected} for these sizes\n{case.describe()}",
+            function="forward",
+            case=case,
+        )
+    return out
+
+
+def gradients(value: Any, layer: UserLayer, case: UserCase) -> list[np.ndarray]:
+    """The backward's gradients: one per differentiated argument, each of its argument's
+    shape and dtype."""
+    names = [layer.argument_names[k] for k in layer.wrt]
+    expected = ", ".join(f"d{name}" for name in names)
+    whom = (
+        "one per argument of forward"
+        if len(layer.wrt) == len(layer.argument_names)
+        else "one per differentiated argument"
+    )
+    if isinstance(value, tuple | list):
+        items = list(value)
+    elif len(layer.wrt) == 1:
+        items = [value]
+    else:
+        raise UserOutputError(
+            f"backward returned a {type(value).__name__}; expected a tuple ({expected}), "
+            f"{whom}\n{case.describe()}",
+            function="backward",
+            case=case,
+        )
+    if len(items) != len(layer.wrt):
+        raise UserOutputError(
+            f"backward returned {len(items)} gradient{'s' * (len(items) != 1)}; expected "
+            f"{len(layer.wrt)} ({expected}), {whom}\n{case.describe()}",
+            function="backward",
+            case=case,
+        )
+    result = []
+    for position, (k, item) in enumerate(zip(layer.wrt, items, strict=True)):
+        name, argument = layer.argument_names[k], case.arguments[k]
+        what = f"the gradient of {name} (output {position})"
+        gradient = _as_array(item, "backward", what, case)
+        if gradient.shape != argument.shape:
+            raise UserOutputError(
+                f"backward returned {what} with shape {gradient.shape}, but {name} has shape "
+                f"{argument.shape}\n{case.describe()}",
+                function="backward",
+                case=case,
+            )
+        if gradient.dtype != argument.dtype:
+            raise UserOutputError(
+                f"backward returned {what} in {gradient.dtype}, but {name} is "
+                f"{argument.dtype}: return each gradient in its argument's dtype\n"
+                f"{case.describe()}",
+                function="backward",
+                case=case,
+            )
+        result.append(gradient)
+    return result
+
+
+# ---- the user's code, as the user runs it ---------------------------------------------------
+
+
+def run_user_code(layer: UserLayer, case: UserCase) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The forward's output and the backward's gradients in the case's dtype, each
+    computed twice and required to agree bit for bit; the output must be finite."""
+    names = layer.argument_names
+    out = forward_output(
+        call_user(layer.forward, case.arguments, "forward", names, case), layer, case
+    )
+    again = forward_output(
+        call_user(layer.forward, case.arguments, "forward", names, case), layer, case
+    )
+    if not same(out, again):
+        difference = float(np.nanmax(np.abs(out.astype(np.float64) - again)))
+        raise NondeterministicError(
+            f"forward returned different outputs for the same inputs (largest difference "
+            f"{difference:.3g}); a gradient check needs a deterministic function: fix its "
+            f"random state or switch off randomness (dropout) for the check\n{case.describe()}",
+            function="forward",
+            case=case,
+        )
+    if not np.all(np.isfinite(out)):
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        raise NonFiniteOutputError(
+            f"forward returned {out[index]} at output index {index} on finite inputs; if the "
+            "layer is defined on a restricted domain, pass bounds= (one (low, high) pair or "
+            f"None per argument of forward)\n{case.describe()}",
+            function="forward",
+            case=case,
+        )
+    arguments = (case.dout, *case.arguments)
+    backward_names = ("dout", *names)
+    grads = gradients(
+        call_user(layer.backward, arguments, "backward", backward_names, case), layer, case
+    )
+    repeat = gradients(
+        call_user(layer.backward, arguments, "backward", backward_names, case), layer, case
+    )
+    for k, first, second in zip(layer.wrt, grads, repeat, strict=True):
+        if not same(first, second):
+            raise NondeterministicError(
+                f"backward returned different gradients of {names[k]} for the same inputs; "
+                f"a gradient check needs a deterministic backward\n{case.describe()}",
+                function="backward",
+                case=case,
+            )
+    return out, grads
+
+
+def reference_forward(
+    layer: UserLayer, case: UserCase, out: np.ndarray
+) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    """The case's arguments and dout in float64, and the forward's float64 output (the
+    point every reference is computed at). For a float64 case this is a third call on
+    the same inputs, which must agree with the first two."""
+    arguments64 = tuple(a.astype(np.float64) for a in case.arguments)
+    out64 = forward_output(
+        call_user(layer.forward, arguments64, "forward", layer.argument_names, case), layer, case
+    )
+    if out.dtype == np.float64 and not same(out, out64):
+        raise NondeterministicError(
+            "forward returned different outputs for the same inputs; a gradient check "
+            f"needs a deterministic function\n{case.describe()}",
+            function="forward",
+            case=case,
+        )
+    if not np.all(np.isfinite(out64)):
+        raise NonFiniteOutputError(
+            f"forward is not finite in float64 on these inputs\n{case.describe()}",
+            function="forward",
+            case=case,
+        )
+    return arguments64, case.dout.astype(np.float64), out64
+
+
+# ---- error bounds ----------------------------------------------------------------------------
+
+#: Events after which a running bound is incomplete. (A tie in a max is not one: the rule
+#: of max bounds the value at a tie too; whether the function is differentiable there is
+#: for the one-sided differences to say.)
+_LOSSY = ("untracked",)
+
+
+def _higher(dtype: np.dtype[Any]) -> type[np.floating[Any]] | None:
+    """A dtype with a smaller unit roundoff: float64 for float32; long double for
+    float64 where it is wider (x86's 80-bit extended), else None."""
+    if dtype == np.float32:
+        return np.float64
+    if float(np.finfo(np.longdouble).eps) < float(np.finfo(np.float64).eps):
+        return np.longdouble
+    return None
+
+
+def measured_rounding(
+    function: Callable[..., Any], arguments: Sequence[np.ndarray], values: Sequence[np.ndarray]
+) -> list[np.ndarray] | None:
+    """|v - v_hi| / (1 - u_hi / u), the rounding of values v = function(*arguments)
+    measured by running the function in a higher precision: under the fallback's
+    assumption (the same operations, so errors scale with u) the error e of v satisfies
+    e <= |v - v_hi| + (u_hi / u) e. None when there is no higher precision or the
+    function does not compute in it."""
+    dtype = np.result_type(*arguments)
+    higher = _higher(np.dtype(dtype))
+    if higher is None:
+        return None
+    copies = [np.asarray(a).astype(higher) for a in arguments]
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = function(*copies)
+    except Exception:
+        return None
+    items = result if isinstance(result, tuple | list) else (result,)
+    if len(items) != len(values) or not all(
+        isinstance(r, np.ndarray) and r.dtype == higher and r.shape == v.shape
+        for r, v in zip(items, values, strict=True)
+    ):
+        return None
+    ratio = float(np.finfo(higher).eps) / float(np.finfo(dtype).eps)
+    return [
+        (np.abs(v.astype(higher) - r) / (1.0 - ratio)).astype(np.float64)
+        for v, r in zip(values, items, strict=True)
+    ]
+
+
+def _tracked_run(
+    function: Callable[..., Any], arguments: Sequence[np.ndarray]
+) -> tuple[Any, set[str], str | None]:
+    """function on Tracked copies of the arguments, quietly: (result, lossy event kinds,
+    the failure's description or None)."""
+    tracked = [track(np.array(a, copy=True)) for a in arguments]
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings(), recording() as events:
+            warnings.simplefilter("ignore")
+            result = function(*tracked)
+    except Exception as error:
+        return None, set(), _brief(error)
+    return result, {event.kind for event in events if event.kind in _LOSSY}, None
+
+
+def _brief(error: BaseException, limit: int = 160) -> str:
+    """The first line of an exception, cut to `limit` characters."""
+    text = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _running_bounds(
+    results: Sequence[Any], plain: Sequence[np.ndarray], lossy: set[str]
+) -> tuple[list[np.ndarray] | None, str]:
+    """Bounds for the plain values from a Tracked run: e_T + |v_T - plain|, provided
+    the run stayed tracked and agrees with the plain one within 2 e_T."""
+    if lossy:
+        return None, f"it met {' and '.join(sorted(lossy))} events"
+    if len(results) != len(plain) or not all(
+        isinstance(r, Tracked) and r.shape == p.shape for r, p in zip(results, plain, strict=True)
+    ):
+        return None, "it returned plain arrays for Tracked inputs"
+    bounds = []
+    for r, p in zip(results, plain, strict=True):
+        difference = np.abs(np.asarray(r.value, np.float64) - np.asarray(p, np.float64))
+        if np.any(difference > 2.0 * r.error):
+            return None, "its Tracked run computed other values than the plain one"
+        bounds.append(np.asarray(r.error, dtype=np.float64) + difference)
+    return bounds, "running bound (Tracked)"
+
+
+def hand_written_bounds(
+    layer: UserLayer, case: UserCase, plain: Sequence[np.ndarray]
+) -> tuple[list[np.ndarray] | None, str]:
+    """The running bound of the user's backward, or None and why it is not available."""
+    result, lossy, failure = _tracked_run(layer.backward, (case.dout, *case.arguments))
+    if failure is not None:
+        return None, f"fallback model: the backward does not run on Tracked arrays ({failure})"
+    items = result if isinstance(result, tuple | list) else (result,)
+    bounds, model = _running_bounds(items, plain, lossy)
+    return bounds, model if bounds is not None else f"fallback model: the backward {model}"
+
+
+def forward_bound(
+    layer: UserLayer, arguments: Sequence[np.ndarray], outputs: np.ndarray, count: int
+) -> tuple[np.ndarray, str]:
+    """The float64 forward's rounding bound per output: its running bound, or the fallback
+    γ_m(float64) |f| with m = count (the number of inputs and outputs)."""
+    result, lossy, failure = _tracked_run(layer.forward, arguments)
+    if failure is None:
+        bounds, model = _running_bounds([result], [outputs], lossy)
+        if bounds is not None:
+            return bounds[0], model
+        failure = model
+    error = gamma(count, np.float64) * np.abs(outputs)
+    measured = measured_rounding(layer.forward, arguments, [outputs])
+    if measured is not None:
+        error = error + measured[0]
+    return error, f"fallback model: the forward ({failure})"

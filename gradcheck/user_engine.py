@@ -1,0 +1,359 @@
+"""One example of a user's layer in, one result out.
+
+`check_example` runs the user's forward and backward on a drawn case, makes sure they
+behave (deterministic, leave their inputs alone, return what the signature promises),
+bounds the rounding of the hand-written gradients, and holds them against the
+references of `gradcheck.user_oracles`:
+
+    |g - r|  <=  rounding(g) + error(r)          entry by entry, as in gradcheck.tolerance
+
+**rounding(g)**: the user's backward is run once more on `Tracked` inputs. When it runs
+through the error model's rules and returns Tracked arrays without an "untracked" or
+"tie" event, its running bound e_T is rigorous for the values v_T it computed; the plain
+run's gradient g is then charged e_T + |v_T - g| (rigorous too), and the two runs must
+agree within 2 e_T (the same sums in another order) or they computed different things.
+The same code run in a higher precision measures its actual rounding, which also sees
+constants rounded to the working dtype in plain arrays; g is charged the larger of the
+two. Without a running bound the fallback model of `gradcheck.tolerance` applies, and the
+result says so.
+
+**error(r)**: autograd's own running bound when its Tracked evaluation works (else the
+fallback model); for finite differences the Richardson error, with the forward's
+rounding bounded the same way (Tracked run, else fallback).
+
+This module is free of hypothesis and pytest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gradcheck.checker import Verdict
+from gradcheck.errors import UsageError, UserCodeError
+from gradcheck.tolerance import gamma, unit_roundoff
+from gradcheck.user_calls import (
+    forward_bound,
+    hand_written_bounds,
+    measured_rounding,
+    reference_forward,
+    run_user_code,
+    user_frames,
+)
+from gradcheck.user_compare import (
+    Findings,
+    compare,
+    dense_comparison,
+    differences_comparison,
+    structure_comparison,
+    verdict_of,
+)
+from gradcheck.user_oracles import (
+    ArgumentDifferences,
+    AutogradReference,
+    NotTraceableError,
+    StencilError,
+    autograd_reference,
+    differences,
+)
+from gradcheck.user_types import (
+    Memo,
+    Options,
+    UserCase,
+    UserCaseSummary,
+    UserLayer,
+    UserResult,
+    format_array,
+)
+
+# ---- the check -------------------------------------------------------------------------------
+
+
+def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo) -> UserResult:
+    """Check one example; raises UserCodeError (and subclasses) for misbehaving user code,
+    CoupledLayerError for a unit-Jacobian layer whose θ is not unit-partitioned."""
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    summary = UserCaseSummary(
+        layer.name,
+        layer.style,
+        case.dtype.name,
+        dict(case.sizes),
+        tuple((name, format_array(value)) for name, value in case.arrays()),
+    )
+
+    def lap(stage: str, since: float) -> float:
+        now = time.perf_counter()
+        seconds[stage] = seconds.get(stage, 0.0) + now - since
+        return now
+
+    # 1. the user's code as the user runs it, and how far its gradients may be from exact
+    out, grads = run_user_code(layer, case)
+    mark = lap("user code", started)
+    hand_bounds, hand_model = hand_written_bounds(layer, case, grads)
+    arguments64, dout64, out64 = reference_forward(layer, case, out)
+    count = sum(a.size for a in case.arguments) + out.size + 1  # m of the fallback model
+    forward_error, forward_model = forward_bound(layer, arguments64, out64, count)
+    mark = lap("error model", mark)
+
+    # 2. finite differences, and the kink test
+    for k in layer.wrt:
+        reason = _outside_bounds(layer, arguments64[k], k)
+        if reason is not None:
+            return _non_differentiable(summary, reason, seconds, started)
+    try:
+        fd = _differences(layer, case, arguments64, dout64, out64, forward_error)
+    except StencilError as where:
+        reason = f"the forward is not finite within the finite-difference step of {where}"
+        return _non_differentiable(summary, reason, seconds, started)
+    kinked = {k: d.kinked for k, d in fd.items() if d.kinked.any()}
+    if kinked and options.kinks == "redraw":
+        k, mask = next(iter(kinked.items()))
+        return _non_differentiable(summary, _kink_text(layer, k, mask, fd[k]), seconds, started)
+    mark = lap("finite-differences", mark)
+
+    # 3. autograd (not at a kink: it picks one side there, as the user's code may)
+    skipped: dict[str, str] = {}
+    ad = _autograd(layer, options, memo, arguments64, dout64, out64, skipped)
+    if kinked and ad is not None:
+        skipped["autograd"] = "at a kink: only the one-sided differences apply"
+        ad = None
+    mark = lap("autograd", mark)
+
+    # 4. what each side is charged, then every comparison
+    measured = measured_rounding(layer.backward, (case.dout, *case.arguments), grads)
+    hand_error, ad_error = _charges(
+        layer, case, grads, fd, dout64, ad, hand_bounds, measured, count
+    )
+    disagreement = None if ad is None or kinked else _disagreement(layer, fd, ad, ad_error)
+    if disagreement is not None:  # autograd is not a reference for this forward here
+        skipped["autograd"] = disagreement
+        ad = None
+        hand_error, ad_error = _charges(
+            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count
+        )
+    findings = Findings()
+    for i, (k, g) in enumerate(zip(layer.wrt, grads, strict=True)):
+        axes = layer.signature.axis_names(k)
+        name = layer.argument_names[k]
+        if ad is not None:
+            bound = hand_error[i] + ad_error[i]
+            reference = ad.gradients[i]
+            findings.add(compare("autograd", name, "reverse mode", g, reference, bound, axes, 0.0))
+        findings.add(differences_comparison(fd[k], k in kinked, g, hand_error[i], name, axes))
+        if layer.unit_jacobian is not None and k == 1:
+            findings.add(dense_comparison(layer, case, name, axes))
+        if k in layer.parameters and not kinked:  # central differences mean nothing at a kink
+            structure_comparison(layer, case, k, fd[k], g, hand_error[i], dout64, out64, findings)
+    lap("compare", mark)
+    seconds["total"] = time.perf_counter() - started
+
+    ran = ["autograd"] if ad is not None else []
+    ran.append("finite-differences")
+    if any(c.oracle == "dense" for c in findings.comparisons):
+        ran.append("dense")
+    models = {"backward": hand_model, "forward": forward_model}
+    if ad is not None:
+        models["autograd"] = ad.reason
+    verdict, message = verdict_of(layer, findings, ran, skipped, models)
+    return UserResult(
+        verdict,
+        message,
+        summary,
+        tuple(findings.comparisons),
+        seconds,
+        tuple(ran),
+        skipped,
+        models,
+        findings.structure,
+        findings.compact_identity,
+    )
+
+
+def _differences(
+    layer: UserLayer,
+    case: UserCase,
+    arguments64: tuple[np.ndarray, ...],
+    dout64: np.ndarray,
+    out64: np.ndarray,
+    forward_error: np.ndarray,
+) -> dict[int, ArgumentDifferences]:
+    """Finite differences for every differentiated argument; StencilError where the
+    forward is not finite on the stencil."""
+    names = layer.argument_names
+
+    def evaluate(which: int, variant: np.ndarray) -> np.ndarray:
+        full = list(arguments64)
+        full[which] = variant
+        try:
+            value = layer.forward(*full)
+        except Exception as error:
+            raise UserCodeError(
+                f"forward raised {type(error).__name__}: {error} at a point within the "
+                f"finite-difference step of the case (argument {names[which]} moved by "
+                f"at most 2h)\n{case.describe()}\n\n{user_frames(error)}",
+                function="forward",
+                case=case,
+            ) from error
+        result = np.asarray(value, dtype=np.float64)
+        if result.shape != out64.shape or not np.all(np.isfinite(result)):
+            raise StencilError(names[which])
+        return result
+
+    return {
+        k: differences(evaluate, arguments64, k, dout64, out64, forward_error) for k in layer.wrt
+    }
+
+
+def _autograd(
+    layer: UserLayer,
+    options: Options,
+    memo: Memo,
+    arguments64: tuple[np.ndarray, ...],
+    dout64: np.ndarray,
+    out64: np.ndarray,
+    skipped: dict[str, str],
+) -> AutogradReference | None:
+    """autograd's reference, or None with the reason in skipped."""
+    if options.autograd is False:
+        skipped["autograd"] = "switched off (autograd=False)"
+        return None
+    try:
+        ad = autograd_reference(layer.forward, arguments64, layer.wrt, dout64, out64)
+    except NotTraceableError as error:
+        memo.autograd_skipped = f"forward is not traceable ({error})"
+        if options.autograd:
+            raise UsageError(
+                f"autograd=True, but autograd cannot differentiate the forward: {error}. "
+                "Write the forward with autograd.numpy, or pass autograd=None"
+            ) from None
+        skipped["autograd"] = memo.autograd_skipped
+        return None
+    if not all(np.all(np.isfinite(g)) for g in ad.gradients):
+        skipped["autograd"] = "autograd's gradient is not finite at this point"
+        return None
+    return ad
+
+
+def _disagreement(
+    layer: UserLayer,
+    fd: Mapping[int, ArgumentDifferences],
+    ad: AutogradReference,
+    ad_error: Sequence[np.ndarray],
+) -> str | None:
+    """Why autograd cannot serve as a reference, when it disagrees with the finite
+    differences beyond both their bounds: then the forward is not what autograd traced
+    (a path through plain numpy, a primitive with a wrong rule), and blaming the
+    hand-written gradient would be a false alarm."""
+    for i, k in enumerate(layer.wrt):
+        differences_k = fd[k]
+        gradient, error = ad.gradients[i], np.broadcast_to(ad_error[i], ad.gradients[i].shape)
+        if differences_k.directions is not None:
+            directions = differences_k.directions.reshape(len(differences_k.directions), -1)
+            gradient = directions @ gradient.reshape(-1)
+            error = np.abs(directions) @ error.reshape(-1)
+        with np.errstate(invalid="ignore"):
+            apart = np.abs(gradient - differences_k.gradient) > error + differences_k.error
+        if np.any(apart):
+            return (
+                f"autograd's gradient of {layer.argument_names[k]} disagrees with the finite "
+                "differences beyond both their bounds: autograd does not see the whole forward"
+            )
+    return None
+
+
+def _charges(
+    layer: UserLayer,
+    case: UserCase,
+    grads: Sequence[np.ndarray],
+    fd: Mapping[int, ArgumentDifferences],
+    dout64: np.ndarray,
+    ad: AutogradReference | None,
+    hand_bounds: Sequence[np.ndarray] | None,
+    measured: Sequence[np.ndarray] | None,
+    count: int,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The error charged to the hand-written gradients and to autograd's, per argument.
+
+    With a running bound, the hand-written side gets the larger of it and its measured
+    rounding (which also sees constants rounded to the working dtype in plain arrays,
+    np.where(x > 0, 1.0, 0.1).astype(np.float32), while the references use the same
+    code's float64 constants). Without one, the fallback model of gradcheck.tolerance:
+    the other side's running bound re-scaled to this side's dtype, plus γ_m M, plus the
+    measured rounding.
+    """
+    dtype = case.dtype
+    scale_down = unit_roundoff(np.float64) / unit_roundoff(dtype)
+    hand_error: list[np.ndarray] = []
+    ad_error: list[np.ndarray] = []
+    for i, (k, g) in enumerate(zip(layer.wrt, grads, strict=True)):
+        magnitude = _magnitude(fd[k], dout64, g)
+        seen: Any = measured[i] if measured is not None else 0.0
+        if hand_bounds is not None:
+            hand_error.append(np.maximum(hand_bounds[i], seen))
+        else:
+            borrowed = ad.errors[i] / scale_down if ad is not None and ad.errors else 0.0
+            hand_error.append(borrowed + gamma(count, dtype) * magnitude + seen)
+        if ad is not None and ad.errors is not None:
+            ad_error.append(ad.errors[i])
+        elif ad is not None:
+            borrowed = hand_bounds[i] * scale_down if hand_bounds is not None else 0.0
+            ad_error.append(borrowed + gamma(count, np.float64) * magnitude)
+    return hand_error, ad_error
+
+
+def _outside_bounds(layer: UserLayer, x: np.ndarray, k: int) -> str | None:
+    bounds = layer.bounds[k]
+    if bounds is None:
+        return None
+    from gradcheck.oracles import step_sizes
+
+    low, high = bounds
+    reach = 2.0 * step_sizes(x)
+    if np.all(x - reach > low) and np.all(x + reach < high):
+        return None
+    return (
+        f"{layer.argument_names[k]} lies within the finite-difference step of its bounds "
+        f"({low}, {high})"
+    )
+
+
+def _non_differentiable(
+    summary: UserCaseSummary, reason: str, seconds: dict[str, float], started: float
+) -> UserResult:
+    seconds["total"] = time.perf_counter() - started
+    return UserResult(
+        Verdict.NON_DIFFERENTIABLE, f"non-differentiable: {reason}; redrawn", summary, (), seconds
+    )
+
+
+def _kink_text(layer: UserLayer, k: int, mask: np.ndarray, fd: ArgumentDifferences) -> str:
+    first = int(np.flatnonzero(mask.reshape(-1))[0])
+    name = layer.argument_names[k]
+    if fd.directions is not None:
+        where = f"along random direction {first} in {name}"
+    else:
+        index = np.unravel_index(first, mask.shape)
+        axes = layer.signature.axis_names(k)
+        where = f"in {name} at " + ", ".join(
+            f"{a} {int(i)}" for a, i in zip(axes, index, strict=True)
+        )
+    right, left = fd.right.reshape(-1)[first], fd.left.reshape(-1)[first]
+    return (
+        f"the one-sided differences of E disagree {where} (from the right {right:.6g}, from "
+        f"the left {left:.6g}, central {fd.gradient.reshape(-1)[first]:.6g}): a kink within "
+        "the finite-difference step"
+    )
+
+
+def _magnitude(fd: ArgumentDifferences, dout: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """M_k = Σ_o |δ_o| |∂f_o/∂x_k| (with the Jacobian's own error), the magnitude of the
+    terms summed into gradient entry k; |g| where the Jacobian was not formed."""
+    if fd.jacobian is None or fd.jacobian_error is None:
+        return np.abs(g.astype(np.float64))
+    terms = np.abs(fd.jacobian) + fd.jacobian_error  # (*out, entries)
+    weights = np.abs(dout).reshape(-1)
+    return (weights @ terms.reshape(weights.size, -1)).reshape(g.shape)

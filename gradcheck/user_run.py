@@ -1,0 +1,196 @@
+"""Running the checks of a user's layer under hypothesis, and collecting their summaries.
+
+`run` draws cases (or takes the one given), checks each with
+`gradcheck.user_engine.check_example`, redraws those at a non-differentiable point,
+steers the search towards the largest error/bound, and raises the shrunk failure:
+`GradientMismatch` with a reproduction snippet, or the user-code error. Every summary
+goes to the `collect()` block around it, passed or not (the pytest plugin's summary).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from gradcheck.adapters import qualified_name
+from gradcheck.checker import Verdict
+from gradcheck.errors import GradcheckError, GradientMismatch, NondeterministicError, UsageError
+from gradcheck.report import Failure
+from gradcheck.summary import LayerCheck
+from gradcheck.user_draw import Plan, case_from_example, cases, reproduction
+from gradcheck.user_engine import check_example
+from gradcheck.user_types import Memo, Options, UserCase, UserLayer
+
+_collector: contextvars.ContextVar[list[LayerCheck] | None] = contextvars.ContextVar(
+    "gradcheck_layer_checks", default=None
+)
+
+
+@contextmanager
+def collect() -> Iterator[list[LayerCheck]]:
+    """Collect the LayerCheck of every check run inside the block, passed or not (the
+    pytest plugin uses it for its summary and report)."""
+    checks: list[LayerCheck] = []
+    token = _collector.set(checks)
+    try:
+        yield checks
+    finally:
+        _collector.reset(token)
+
+
+# ---- running ------------------------------------------------------------------------------------
+
+
+def settings_for(parent: Any, max_examples: int | None) -> Any:
+    from hypothesis import HealthCheck, Phase, settings
+
+    if max_examples is not None and (
+        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
+    ):
+        raise UsageError(f"max_examples must be a positive integer, got {max_examples!r}")
+    base = parent if parent is not None else settings()
+    options: dict[str, Any] = {
+        "deadline": None,
+        "report_multiple_bugs": False,
+        # the explain phase would list gradcheck's own lines, not the user's
+        "phases": [phase for phase in base.phases if phase is not Phase.explain],
+        # a case is one fixed-size blob by design (see gradcheck.user_draw), and checking
+        # a layer takes many calls of it
+        "suppress_health_check": [
+            *base.suppress_health_check,
+            HealthCheck.too_slow,
+            HealthCheck.large_base_example,
+        ],
+    }
+    if max_examples is not None:
+        options["max_examples"] = max_examples
+    return settings(base, **options)
+
+
+def run(
+    layer: UserLayer,
+    source: Mapping[str, Any],
+    plan: Plan,
+    options: Options,
+    *,
+    settings: Any,
+    max_examples: int | None,
+    example: Any,
+) -> LayerCheck:
+    __tracebackhide__ = True  # pytest: show the user's frames, not gradcheck's
+    summary = LayerCheck(layer.name, layer.style, str(layer.signature))
+    memo = Memo()
+    functions = sorted(qualified_name(f) for f in source.values() if callable(f))
+    collector = _collector.get()
+    try:
+        if example is not None:
+            case = case_from_example(layer, example)
+            _one(layer, source, case, options, memo, summary, inside=False)
+        else:
+            key = ":".join(
+                ["gradcheck.user", layer.style, layer.name, str(layer.signature), *functions]
+            )
+            _hypothesis(layer, source, plan, options, memo, summary, settings, max_examples, key)
+        summary.outcome = "passed"
+        if summary.examples == 0:
+            summary.message = f"every draw was non-differentiable (the last: {summary.message})"
+    except GradientMismatch as error:
+        summary.outcome, summary.message = "failed", str(error)
+        raise
+    except GradcheckError as error:
+        summary.outcome, summary.message = "error", f"{type(error).__name__}: {error}"
+        raise
+    finally:
+        if collector is not None:
+            collector.append(summary)
+    return summary
+
+
+def _hypothesis(
+    layer: UserLayer,
+    source: Mapping[str, Any],
+    plan: Plan,
+    options: Options,
+    memo: Memo,
+    summary: LayerCheck,
+    parent: Any,
+    max_examples: int | None,
+    key: str,
+) -> None:
+    __tracebackhide__ = True
+    from hypothesis import given
+    from hypothesis.errors import FailedHealthCheck, Flaky, Unsatisfiable
+
+    @settings_for(parent, max_examples)
+    @given(cases(layer, plan))
+    def examples(case: UserCase) -> None:
+        _one(layer, source, case, options, memo, summary, inside=True)
+
+    try:  # a database key per layer, so that saved failures replay for their own layer
+        inner = examples.hypothesis.inner_test
+        inner._hypothesis_internal_add_digest = key.encode()
+    except AttributeError:
+        pass
+    try:
+        examples()
+    except Flaky as error:  # the same case failed differently when replayed
+        found = [
+            e for e in getattr(error, "exceptions", ()) if isinstance(e, NondeterministicError)
+        ]
+        if found:
+            raise found[0] from None
+        raise NondeterministicError(
+            f"{layer.name}: replaying a failing case gave a different outcome, so the layer "
+            f"does not compute the same thing on the same inputs ({error})"
+        ) from error
+    except (Unsatisfiable, FailedHealthCheck) as error:
+        if summary.rejected == 0:
+            raise
+        raise GradcheckError(
+            f"{layer.name}: hypothesis could not draw enough differentiable cases "
+            f"({summary.rejected} draws were redrawn, {summary.examples} checked; the "
+            f"last: {summary.message or 'see above'}). Narrow the domain with bounds= or "
+            "check the kinks with kinks='subgradient'"
+        ) from error
+
+
+def _one(
+    layer: UserLayer,
+    source: Mapping[str, Any],
+    case: UserCase,
+    options: Options,
+    memo: Memo,
+    summary: LayerCheck,
+    *,
+    inside: bool,
+) -> None:
+    __tracebackhide__ = True
+    result = check_example(layer, case, options, memo)
+    summary.add(result)
+    if result.verdict is Verdict.NON_DIFFERENTIABLE:
+        summary.message = result.message
+        if inside:
+            from hypothesis import reject
+
+            reject()
+        return
+    if inside and result.verdict is Verdict.PASS:  # steer the search towards the bound
+        from hypothesis import target
+
+        worst = result.worst()
+        if worst is not None and math.isfinite(worst.worst_ratio):
+            target(worst.worst_ratio, label="largest error / bound")
+    if result.verdict is Verdict.MISMATCH:
+        snippet = reproduction(source, layer, case)
+        error = GradientMismatch(result, case=case, reproduction=snippet)
+        summary.failure = Failure.from_check_result(
+            result,  # type: ignore[arg-type]
+            z=case.arguments[0],
+            theta=list(case.arguments[1:]),
+            delta=case.dout,
+            reproduction=snippet,
+        )
+        raise error

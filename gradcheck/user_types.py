@@ -1,0 +1,145 @@
+"""The plain data of checking a user's layer: the layer in functional form, one drawn
+case, and the result of one example.
+
+This module is free of hypothesis and pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gradcheck.checker import Comparison, Verdict
+from gradcheck.signature import Signature
+
+#: Arrays with more entries than this are summarised (shape and range) in messages.
+SHOWN_ARRAY_SIZE = 24
+
+
+@dataclass(frozen=True)
+class UserLayer:
+    """A user's layer in functional form, whatever style it was written in.
+
+    forward(*args) -> out; backward(dout, *args) -> one gradient per `wrt` argument.
+    parameters: the arguments whose structure is analysed. bounds: per argument, an open
+    interval its values stay in (or None). unit_jacobian(z, θ) -> B for the unit-Jacobian
+    style, whose θ (argument 1) must be unit-partitioned along its axis 0.
+    """
+
+    name: str
+    style: str
+    forward: Callable[..., Any]
+    backward: Callable[..., Any]
+    signature: Signature
+    argument_names: tuple[str, ...]
+    wrt: tuple[int, ...]
+    parameters: tuple[int, ...]
+    bounds: tuple[tuple[float, float] | None, ...]
+    unit_jacobian: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    """kinks: "redraw" (a draw at a kink is non-differentiable) or "subgradient" (the
+    hand-written gradient must lie between the one-sided differences there). autograd:
+    None detects it, True requires it, False skips it."""
+
+    kinks: str = "redraw"
+    autograd: bool | None = None
+
+
+@dataclass
+class Memo:
+    """What one check learns across its examples: why autograd was skipped. (Only
+    reported: every example tries autograd again, so that replaying a case during
+    shrinking reproduces it exactly.)"""
+
+    autograd_skipped: str | None = None
+
+
+def format_array(value: np.ndarray) -> str:
+    if value.size > SHOWN_ARRAY_SIZE:
+        return (
+            f"<{value.dtype.name} array of shape {value.shape}, values in "
+            f"[{np.min(value):.6g}, {np.max(value):.6g}]>"
+        )
+    return repr(value.tolist())  # float reprs round-trip; float32 values are exact in them
+
+
+@dataclass(frozen=True, eq=False)
+class UserCase:
+    """One draw for a user's layer: the named sizes, the forward's arguments and dout,
+    all in one dtype."""
+
+    sizes: Mapping[str, int]
+    arguments: tuple[np.ndarray, ...]
+    dout: np.ndarray
+    names: tuple[str, ...]
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.dout.dtype
+
+    def arrays(self) -> tuple[tuple[str, np.ndarray], ...]:
+        return (*zip(self.names, self.arguments, strict=True), ("dout", self.dout))
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{name}={size}" for name, size in self.sizes.items()) or "none"
+        lines = [f"sizes {sizes}, dtype {self.dtype.name}"]
+        lines += [f"  {name} = {format_array(value)}" for name, value in self.arrays()]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{name}={size}" for name, size in self.sizes.items())
+        arrays = ", ".join(f"{name}={value.tolist()!r}" for name, value in self.arrays())
+        return f"UserCase({self.dtype.name}, {sizes}, {arrays})"
+
+
+@dataclass(frozen=True)
+class UserCaseSummary:
+    """The case as the report keys it: layer_type is the layer's name, activation the
+    style of the layer ("functional", "cached", "object", "unit-jacobian")."""
+
+    layer_type: str
+    activation: str
+    dtype: str
+    sizes: Mapping[str, int]
+    arrays: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{name}={size}" for name, size in self.sizes.items()) or "none"
+        lines = [f"case: {self.layer_type} ({self.activation}) / {self.dtype}, sizes {sizes}"]
+        lines += [f"  {name} = {text}" for name, text in self.arrays]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class UserResult:
+    """The outcome of one example: a verdict, every comparison, what ran and how the
+    errors were bounded (`error_models`: side -> model), and the structure found
+    (parameter -> "partitioned along axis k" / "shared" / "unused" / "undetermined")."""
+
+    verdict: Verdict
+    message: str
+    case: UserCaseSummary
+    comparisons: tuple[Comparison, ...] = ()
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    oracles: tuple[str, ...] = ()
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    error_models: Mapping[str, str] = field(default_factory=dict)
+    structure: Mapping[str, str] = field(default_factory=dict)
+    compact_identity: Mapping[str, str] = field(default_factory=dict)
+    diagnosis: Any = None  # the hook for gradcheck.diagnosis; not computed for user layers yet
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASS
+
+    def worst(self) -> Comparison | None:
+        return max(self.comparisons, key=lambda c: c.worst_ratio, default=None)
+
+    def failures(self) -> tuple[Comparison, ...]:
+        return tuple(c for c in self.comparisons if not c.passed)
