@@ -117,7 +117,7 @@ def reverse_mode(
         outputs.append(getval(values))
         return anp.sum(weights * values)
 
-    d_theta, d_z = oracles._autograd(energy, (track(theta), track(z)))
+    d_theta, d_z = oracles.reverse_mode(energy, (track(theta), track(z)))
     return outputs[0], d_theta, d_z
 
 

@@ -471,12 +471,20 @@ class _Batch:
         return np.asarray(rounded.error)
 
     def mark_events(self, events: list[tolerance.Event]) -> None:
-        """Cases outside an activation's domain are invalid; cases at a kink, tie or
+        """Cases outside an activation's domain are invalid, and so are cases whose rules
+        convert a Tracked array the error model cannot follow; cases at a kink, tie or
         singularity are non-differentiable."""
         for event in events:
             if event.kind == "domain":
                 reasons = self.invalid
                 prefix, suffix = "the pre-activation leaves the activation's domain: ", ""
+            elif event.kind == "untracked":
+                reasons = self.invalid
+                prefix = (
+                    f"{self.layer.name}'s hand-written rules convert an array that the "
+                    "error model cannot follow ("
+                )
+                suffix = "): write them with operations gradcheck.tolerance has rules for"
             else:
                 reasons = self.non_differentiable
                 prefix = "non-differentiable: "

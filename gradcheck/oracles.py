@@ -80,7 +80,9 @@ def _autograd_traces_tracked() -> None:
     VSpace.register(Tracked, TrackedVSpace)
 
 
-def _autograd(energy: Callable[[Any], Any], arguments: Any) -> Any:
+def reverse_mode(energy: Callable[[Any], Any], arguments: Any) -> Any:
+    """autograd.grad(energy)(arguments) where the arguments may be Tracked arrays: the
+    gradient then carries the running error bound of autograd's own evaluation."""
     import autograd
 
     _autograd_traces_tracked()
@@ -127,7 +129,7 @@ def autograd_gradients(
         return through_units + anp.sum(tracked_delta * forward(inputs, parameters))
 
     copies = track(np.broadcast_to(theta, (len(chosen),) + theta.shape).copy())
-    d_copies, d_theta, d_z = _autograd(energy, (copies, track(theta), track(z)))
+    d_copies, d_theta, d_z = reverse_mode(energy, (copies, track(theta), track(z)))
     contributions = Reference(
         np.moveaxis(np.asarray(d_copies.value), 0, -3),
         np.moveaxis(np.asarray(d_copies.error), 0, -3),
@@ -149,7 +151,7 @@ def elementwise_derivative(function: Callable[[Any], Any], x: np.ndarray) -> Ref
     def total(inputs: Any) -> Any:
         return anp.sum(function(inputs))
 
-    derivative = _autograd(total, track(np.asarray(x, dtype=np.float64)))
+    derivative = reverse_mode(total, track(np.asarray(x, dtype=np.float64)))
     return Reference(np.asarray(derivative.value), np.asarray(derivative.error), "reverse mode")
 
 
@@ -434,7 +436,7 @@ def example_jacobians(
 
     theta_copies = track(np.broadcast_to(theta, (copies,) + theta.shape).copy())
     z_copies = track(np.broadcast_to(z, (copies,) + z.shape).copy())
-    d_theta, d_z = _autograd(energy, (theta_copies, z_copies))
+    d_theta, d_z = reverse_mode(energy, (theta_copies, z_copies))
     pick = np.arange(copies)
     unit_jacobian = Reference(
         np.asarray(d_theta.value)[pick, columns].reshape(batch, units, -1),

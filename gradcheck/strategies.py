@@ -283,10 +283,11 @@ def _stacks(
 
 
 def pick_size(byte: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> int:
-    """A size in [low, high] from one byte, as cases() draws I, J and N: byte 0 (where
-    shrinking ends) is `low`; other bytes prefer sizes outside `avoid`. Unlike cases(),
-    byte 1 is the smallest preferred size (then byte 2 the next, cyclically), so that a
-    shrinker that cannot reach byte 0 stops at the smallest size that fails."""
+    """A size in [low, high] from one byte: byte 0 (where shrinking ends) is `low`; other
+    bytes prefer sizes outside `avoid` (square weights hide transposition bugs, N = 1
+    hides bias-gradient bugs), byte 1 the smallest of them, then byte 2 the next,
+    cyclically, so that a shrinker that cannot reach byte 0 stops at the smallest size
+    that still fails."""
     if byte == 0:
         return low
     preferred = [size for size in range(low, high + 1) if size not in avoid]
@@ -300,18 +301,6 @@ def decode_values(raw: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]
     its byte when the shrinker makes a size smaller. raw holds prod(grid) bytes."""
     cells = np.asarray(raw, dtype=np.uint8).reshape(grid)
     return VALUES[cells[tuple(slice(0, size) for size in shape)]]
-
-
-def _pick(byte: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> int:
-    """A size in [low, high]: byte 0 (where shrinking ends) is the smallest; other bytes
-    prefer sizes outside `avoid` (square weights hide transposition bugs, N = 1 hides
-    bias-gradient bugs)."""
-    if byte == 0:
-        return low
-    sizes = [size for size in range(low, high + 1) if size not in avoid] or list(
-        range(low, high + 1)
-    )
-    return sizes[byte % len(sizes)]
 
 
 def _build(
@@ -330,12 +319,14 @@ def _build(
     if phi.parameter_range is not None:  # from the value table: byte 0 is 1, odd bytes negative
         phi = phi.with_parameter(float(np.clip(VALUES[header[2]], *phi.parameter_range)))
     dtype = dtype_choices[header[3] % len(dtype_choices)]
-    inputs = _pick(header[4], low_inputs, high_inputs)
+    inputs = pick_size(header[4], low_inputs, high_inputs)
     parameters = layer.parameters_per_unit(inputs)
     units = (
-        inputs if layer.square else _pick(header[5], low_units, high_units, (inputs, parameters))
+        inputs
+        if layer.square
+        else pick_size(header[5], low_units, high_units, (inputs, parameters))
     )
-    batch = _pick(header[6], min_batch, max_batch, (1,))
+    batch = pick_size(header[6], min_batch, max_batch, (1,))
     shapes = ((batch, inputs), (units, parameters), (batch, units))
     z, theta, delta = _decode(raw[:, _HEADER:], shapes, grids)
     for column in layer.positive_columns:
@@ -380,20 +371,15 @@ def _inside_domain(
 def _decode(
     raw: np.ndarray, shapes: tuple[tuple[int, int], ...], grids: tuple[tuple[int, int], ...]
 ) -> list[np.ndarray]:
-    """Bytes to values: two scale bytes (for z and θ), then z, θ and δ, each read from the
-    top-left corner of a grid of the largest shape, so that a value keeps its byte when
-    the shrinker changes a size."""
+    """Bytes to values for K stacked cases: two scale bytes (for z and θ), then z, θ and δ,
+    each from its own grid (see `decode_values`)."""
     scales = SCALES[raw[:, :2] % len(SCALES)]
     arrays, start = [], 2
-    for k, ((rows, columns), (grid_rows, grid_columns)) in enumerate(
-        zip(shapes, grids, strict=True)
-    ):
-        grid = raw[:, start : start + grid_rows * grid_columns].reshape(-1, grid_rows, grid_columns)
-        values = VALUES[grid[:, :rows, :columns]]
-        if k < 2:
-            values = values * scales[:, k, None, None]
-        arrays.append(values)
-        start += grid_rows * grid_columns
+    for k, (shape, grid) in enumerate(zip(shapes, grids, strict=True)):
+        size = grid[0] * grid[1]
+        values = np.stack([decode_values(row[start : start + size], shape, grid) for row in raw])
+        arrays.append(values * scales[:, k, None, None] if k < 2 else values)
+        start += size
     return arrays
 
 

@@ -302,7 +302,7 @@ def autograd_reference(
     energy = _energy(forward, tracked_arguments, which, track(dout), outputs)
     try:
         with recording() as events:
-            result = oracles._autograd(energy, tuple(tracked_arguments[k] for k in which))
+            result = oracles.reverse_mode(energy, tuple(tracked_arguments[k] for k in which))
         if any(e.kind == "untracked" for e in events):
             raise NotTraceableError("it met untracked events")
         if not all(isinstance(r, Tracked) for r in result):
