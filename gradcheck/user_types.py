@@ -53,11 +53,13 @@ class Options:
 
 @dataclass
 class Memo:
-    """What one check learns across its examples: why autograd was skipped. (Only
+    """What one check learns across its examples: why autograd was skipped (only
     reported: every example tries autograd again, so that replaying a case during
-    shrinking reproduces it exactly.)"""
+    shrinking reproduces it exactly), and the evidence of the failing draws, which the
+    diagnosis reads together."""
 
     autograd_skipped: str | None = None
+    failing: list[Any] = field(default_factory=list)  # Evidence of failing draws, to diagnose
 
 
 def format_array(value: np.ndarray) -> str:
@@ -132,7 +134,7 @@ class UserResult:
     error_models: Mapping[str, str] = field(default_factory=dict)
     structure: Mapping[str, str] = field(default_factory=dict)
     compact_identity: Mapping[str, str] = field(default_factory=dict)
-    diagnosis: Any = None  # the hook for gradcheck.diagnosis; not computed for user layers yet
+    diagnosis: Any = None  # a gradcheck.diagnosis.Diagnosis, for a mismatch
 
     @property
     def passed(self) -> bool:
