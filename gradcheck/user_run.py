@@ -103,6 +103,8 @@ def run(
         error = (
             _diagnosed_over_draws(error, layer, plan, options, memo) if example is None else error
         )
+        if summary.failure is not None:
+            summary.failure.diagnosis = error.diagnosis
         summary.outcome, summary.message = "failed", str(error)
         raise error from None
     except GradcheckError as error:

@@ -129,6 +129,7 @@ def test_a_failing_layer_shows_its_shrunk_counterexample(pytester):
     assert "sizes n=2, i=1, j=1" in output  # shrunk: a batch of two rows of ones
     assert "x = np.array([[1.0], [1.0]], dtype=np.float64)" in output  # the reproduction
     assert "from test_demo_wrong import affine_backward_mean_bias" in output
+    assert "diagnosis: batch-mean-vs-sum" in output  # a mean over the batch where a sum belongs
     failed = [line for line in _layer_lines(output) if line.startswith("FAILED")]
     assert len(failed) == 1 and "affine_forward" in failed[0]
 
@@ -185,6 +186,7 @@ def test_the_report_holds_a_cell_per_layer_and_the_failure(pytester):
     (failure,) = report.failures
     assert failure.layer_type == "test_demo_layers.affine_forward" and failure.verdict == "mismatch"
     assert failure.worst_entries[0].target == "b"
+    assert failure.diagnosis == "batch-mean-vs-sum"
     assert "gradcheck report:" in result.stdout.str()
 
 
