@@ -196,3 +196,48 @@ def test_workers_give_the_same_cells(capsys, tmp_path):
         assert run(capsys, "run", *arguments)[0] == cli.OK
     one, two = (read_report(tmp_path / w / "report.json") for w in ("1", "2"))
     assert {c.key: c.verdicts for c in one.cells} == {c.key: c.verdicts for c in two.cells}
+
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "numpy_layers")
+
+
+@pytest.fixture
+def example_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.abspath(EXAMPLE))
+    for name in [m for m in sys.modules if m.startswith("numpy_layers")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_check_a_correct_user_layer(capsys, tmp_path, example_on_path):
+    code, out, _ = run(
+        capsys, "check", "numpy_layers.specs:AFFINE", "--examples", "15", "--out", str(tmp_path)
+    )
+    assert code == cli.OK, out
+    assert "PASSED" in out and "affine_forward" in out
+    report = read_report(tmp_path / "report.json")
+    assert report.settings["target"] == "numpy_layers.specs:AFFINE" and not report.failures
+    assert report.cells[0].examples >= 15
+
+
+def test_check_a_wrong_user_layer(capsys, tmp_path, example_on_path):
+    code, out, err = run(
+        capsys, "check", "numpy_layers.specs:SOFTMAX", "--examples", "20", "--out", str(tmp_path)
+    )
+    assert code == cli.MISMATCH
+    assert "FAILED" in out and "mismatch" in err
+    (failure,) = read_report(tmp_path / "report.json").failures
+    assert failure.diagnosis is not None and failure.reproduction
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module:x", "cannot import module 'no_such_module'"),
+        ("numpy_layers.specs:MISSING", "has no attribute 'MISSING'"),
+        ("numpy_layers.specs", "expected MODULE:ATTR"),
+        ("numpy_layers.specs:__doc__", "must name a dict of a check's arguments"),
+    ],
+)
+def test_check_usage_errors(capsys, tmp_path, example_on_path, target, message):
+    code, _, err = run(capsys, "check", target, "--out", str(tmp_path))
+    assert code == cli.USAGE_ERROR and message in err
