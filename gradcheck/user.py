@@ -74,6 +74,8 @@ def _wrt(wrt: Sequence[int | str] | None, names: tuple[str, ...]) -> tuple[int, 
         return tuple(range(len(names)))
     if isinstance(wrt, str | int):
         wrt = [wrt]
+    if not isinstance(wrt, Sequence):
+        raise UsageError(f"wrt takes argument names or positions, got {wrt!r}")
     chosen: list[int] = []
     for item in wrt:
         if isinstance(item, str):
@@ -100,7 +102,7 @@ def _bounds(
 ) -> tuple[tuple[float, float] | None, ...]:
     if bounds is None:
         return (None,) * len(names)
-    if isinstance(bounds, str) or len(bounds) != len(names):
+    if isinstance(bounds, str) or not isinstance(bounds, Sequence) or len(bounds) != len(names):
         raise UsageError(
             f"bounds takes one (low, high) pair or None per argument of forward "
             f"({len(names)}: {', '.join(names)}), got {bounds!r}"
@@ -122,10 +124,18 @@ def _bounds(
     return tuple(result)
 
 
+def _name(name: Any, default: str) -> str:
+    if name is None:
+        return default
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"name must be a non-empty string, got {name!r}")
+    return name
+
+
 def _options(kinks: str, autograd: bool | None) -> Options:
-    if kinks not in _KINKS:
+    if not isinstance(kinks, str) or kinks not in _KINKS:
         raise UsageError(f"kinks must be 'redraw' or 'subgradient', got {kinks!r}")
-    if autograd not in (None, True, False):
+    if not (autograd is None or isinstance(autograd, bool)):
         raise UsageError(f"autograd must be None (detect), True or False, got {autograd!r}")
     return Options(kinks=kinks, autograd=autograd)
 
@@ -186,7 +196,7 @@ def check_backward(
     parsed = _signature(signature)
     names = argument_names(forward, len(parsed.inputs))
     layer = UserLayer(
-        name or qualified_name(forward),
+        _name(name, qualified_name(forward)),
         "functional",
         forward,
         backward,
@@ -240,7 +250,7 @@ def check_backward_cached(
     names = argument_names(forward, len(parsed.inputs))
     functional_forward, functional_backward = cached(forward, backward)
     layer = UserLayer(
-        name or qualified_name(forward),
+        _name(name, qualified_name(forward)),
         "cached",
         functional_forward,
         functional_backward,
@@ -316,7 +326,7 @@ def check_layer_object(
             "parameter"
         )
     user_layer = UserLayer(
-        name or adapter.name,
+        _name(name, adapter.name),
         "object",
         adapter.forward,
         adapter.backward,
@@ -383,7 +393,7 @@ def check_unit_jacobian(
         _callable(parameters_per_unit, "parameters_per_unit")
     names = ("z", "theta")
     layer = UserLayer(
-        name or qualified_name(forward),
+        _name(name, qualified_name(forward)),
         "unit-jacobian",
         forward,
         unit_jacobian_backward(unit_jacobian, input_jacobian),

@@ -56,13 +56,16 @@ def _whole(value: Any, what: str, least: int = 1) -> int:
 
 
 def _dtypes(dtypes: Sequence[Any]) -> tuple[np.dtype[Any], ...]:
-    if isinstance(dtypes, str) or not isinstance(dtypes, Sequence) or not dtypes:
+    if isinstance(dtypes, str | bytes) or not isinstance(dtypes, Sequence) or not dtypes:
         raise UsageError(
             f"dtypes must be a non-empty sequence such as ('float64',), got {dtypes!r}"
         )
     chosen = []
     for dtype in dtypes:
-        name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+        try:
+            name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+        except TypeError:
+            name = None
         if name not in _DTYPES:
             raise UsageError(f"dtype {dtype!r} is not supported; choose float64 or float32")
         chosen.append(np.dtype(name))
@@ -84,6 +87,8 @@ def make_plan(
         raise UsageError(f"max_size={max_size} must be at least min_size={min_size}")
     signature = layer.signature
     ranges: dict[str, tuple[int, int]] = dict.fromkeys(signature.names, (min_size, max_size))
+    if sizes is not None and not isinstance(sizes, Mapping):
+        raise UsageError(f"sizes maps size names to a size or a (low, high) range, got {sizes!r}")
     for name, size in (sizes or {}).items():
         if name not in ranges:
             raise UsageError(f"sizes names {name!r}, which the signature {signature} does not")

@@ -7,6 +7,8 @@ a usage code. Nothing else: no traceback from deep inside, no silent pass.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra.numpy import array_shapes, arrays, scalar_dtypes
 
-from gradcheck import Case, GradcheckError, Verdict, check, cli
+from gradcheck import Case, GradcheckError, GradientMismatch, Verdict, check, cli
 from gradcheck import strategies as gst
 
 junk = st.one_of(
@@ -73,8 +75,19 @@ def test_check_options_junk_raises_gradcheck_error(
         )
 
 
-ARGUMENTS = ["layer_types", "activations", "dtypes", "coupled", "min_inputs", "max_inputs",
-             "min_units", "max_units", "min_batch", "max_batch", "kinks"]  # fmt: skip
+ARGUMENTS = [
+    "layer_types",
+    "activations",
+    "dtypes",
+    "coupled",
+    "min_inputs",
+    "max_inputs",
+    "min_units",
+    "max_units",
+    "min_batch",
+    "max_batch",
+    "kinks",
+]
 
 
 @JUNK
@@ -89,9 +102,28 @@ def test_strategies_answer_junk_with_invalid_argument(argument, value):
 
 
 @JUNK
-@given(argv=st.lists(st.one_of(st.text(max_size=8), st.sampled_from(
-    ["run", "list", "report", "--examples", "--seed", "--shard", "--layer-types", "--format", "-x", "--out"]
-)), max_size=4))  # fmt: skip
+@given(
+    argv=st.lists(
+        st.one_of(
+            st.text(max_size=8),
+            st.sampled_from(
+                [
+                    "run",
+                    "list",
+                    "report",
+                    "--examples",
+                    "--seed",
+                    "--shard",
+                    "--layer-types",
+                    "--format",
+                    "-x",
+                    "--out",
+                ]
+            ),
+        ),
+        max_size=4,
+    )
+)
 def test_the_command_answers_junk_with_a_usage_code(argv, tmp_path_factory, capsys):
     if argv[:1] == ["run"]:
         argv = [
@@ -106,3 +138,59 @@ def test_the_command_answers_junk_with_a_usage_code(argv, tmp_path_factory, caps
     code = cli.main(argv)
     capsys.readouterr()
     assert code in (cli.OK, cli.USAGE_ERROR, cli.NOTHING_CHECKED)
+
+
+def _affine(x, w, b):
+    return x @ w + b
+
+
+def _affine_backward(dout, x, w, b):
+    return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+
+USER_OPTIONS = [
+    "signature",
+    "wrt",
+    "bounds",
+    "dtypes",
+    "min_size",
+    "max_size",
+    "sizes",
+    "max_examples",
+    "kinks",
+    "autograd",
+    "name",
+    "example",
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(option=st.sampled_from(USER_OPTIONS), value=junk)
+def test_check_backward_answers_junk_options_with_gradcheck_errors(option, value):
+    import gradcheck
+
+    options = {"signature": "(n,i),(i,j),(j)->(n,j)", "max_examples": 3, option: value}
+    # Documented: usage errors and user-code errors derive from GradcheckError.
+    with contextlib.suppress(GradcheckError):
+        gradcheck.check_backward(_affine, _affine_backward, **options)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(forward=junk, backward=junk)
+def test_check_backward_answers_junk_functions_with_gradcheck_errors(forward, backward):
+    import gradcheck
+
+    with pytest.raises(GradcheckError):
+        gradcheck.check_backward(forward, backward, signature="(n,i)->(n,i)", max_examples=2)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(result=st.one_of(junk, st.tuples(junk, junk, junk)))
+def test_a_backward_returning_junk_is_a_user_code_error(result):
+    import gradcheck
+    from gradcheck.errors import UserCodeError
+
+    with pytest.raises((UserCodeError, GradientMismatch)):
+        gradcheck.check_backward(
+            _affine, lambda *a: result, signature="(n,i),(i,j),(j)->(n,j)", max_examples=2
+        )
