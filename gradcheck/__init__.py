@@ -26,27 +26,53 @@ _LAZY = {
     "Activation": "gradcheck.activations",
     "LAYER_TYPES": "gradcheck.layers",
     "LayerType": "gradcheck.layers",
+    "LOSSES": "gradcheck.losses",
+    "Loss": "gradcheck.losses",
+    "Network": "gradcheck.network",
+    "NetworkLayer": "gradcheck.network",
+    "backpropagate": "gradcheck.network",
+    "check_network": "gradcheck.network_checker",
+    "check_networks": "gradcheck.network_checker",
+    "NetworkResult": "gradcheck.network_checker",
+    "LayerResult": "gradcheck.network_checker",
 }
 
 __all__ = [
     "ACTIVATIONS",
     "LAYER_TYPES",
+    "LOSSES",
     "Activation",
     "Case",
     "CheckResult",
     "Comparison",
     "GradcheckError",
+    "LayerResult",
     "LayerType",
+    "Loss",
+    "Network",
+    "NetworkLayer",
+    "NetworkResult",
     "UnknownNameError",
     "Verdict",
     "__version__",
+    "backpropagate",
     "check",
+    "check_network",
+    "check_networks",
 ]
 
 if TYPE_CHECKING:
     from gradcheck.activations import ACTIVATIONS, Activation
     from gradcheck.checker import Case, CheckResult, Comparison, Verdict, check
     from gradcheck.layers import LAYER_TYPES, LayerType
+    from gradcheck.losses import LOSSES, Loss
+    from gradcheck.network import Network, NetworkLayer, backpropagate
+    from gradcheck.network_checker import (
+        LayerResult,
+        NetworkResult,
+        check_network,
+        check_networks,
+    )
 
 
 def __getattr__(name: str) -> Any:
