@@ -39,11 +39,21 @@ _LAZY = {
     "check_unit_jacobian": "gradcheck.user",
     "LayerCheck": "gradcheck.summary",
     "ObjectLayer": "gradcheck.adapters",
+    "LOSSES": "gradcheck.losses",
+    "Loss": "gradcheck.losses",
+    "Network": "gradcheck.network",
+    "NetworkLayer": "gradcheck.network",
+    "backpropagate": "gradcheck.network",
+    "check_network": "gradcheck.network_checker",
+    "check_networks": "gradcheck.network_checker",
+    "NetworkResult": "gradcheck.network_checker",
+    "LayerResult": "gradcheck.network_checker",
 }
 
 __all__ = [
     "ACTIVATIONS",
     "LAYER_TYPES",
+    "LOSSES",
     "Activation",
     "Case",
     "CheckResult",
@@ -51,18 +61,26 @@ __all__ = [
     "GradcheckError",
     "GradientMismatch",
     "LayerCheck",
+    "LayerResult",
     "LayerType",
+    "Loss",
+    "Network",
+    "NetworkLayer",
+    "NetworkResult",
     "ObjectLayer",
     "UnknownNameError",
     "UsageError",
     "UserCodeError",
     "Verdict",
     "__version__",
+    "backpropagate",
     "check",
     "check_backward",
     "check_backward_cached",
     "check_layer_object",
     "check_many",
+    "check_network",
+    "check_networks",
     "check_unit_jacobian",
 ]
 
@@ -71,6 +89,14 @@ if TYPE_CHECKING:
     from gradcheck.adapters import ObjectLayer
     from gradcheck.checker import Case, CheckResult, Comparison, Verdict, check, check_many
     from gradcheck.layers import LAYER_TYPES, LayerType
+    from gradcheck.losses import LOSSES, Loss
+    from gradcheck.network import Network, NetworkLayer, backpropagate
+    from gradcheck.network_checker import (
+        LayerResult,
+        NetworkResult,
+        check_network,
+        check_networks,
+    )
     from gradcheck.summary import LayerCheck
     from gradcheck.user import (
         check_backward,

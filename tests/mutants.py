@@ -30,6 +30,9 @@ class Mutant:
     caught_by: tuple[str, ...]
     target: str  # "parameters" or "inputs": where the mismatch must show
     diagnosis: str  # the class of gradcheck.diagnosis it was planted as
+    # False for bugs that show only at the magnitudes of their own case (an overflow), so
+    # that a network, which feeds the layer its own values, need not show them.
+    anywhere: bool = True
 
 
 def _layer(base: str, **changes) -> LayerType:
@@ -285,6 +288,7 @@ MUTANTS = [
         CALCULUS,
         "inputs",
         "non-finite",
+        anywhere=False,
     ),
     Mutant(
         "input Jacobian without φ'",
