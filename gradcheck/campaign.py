@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gradcheck.errors import GradcheckError
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 #: Cases checked together in one hypothesis example (and one vectorised pass).
 STACK_SIZE = 25
+#: The layer type of the campaign's network cells, whose "activation" is the loss.
+NETWORK = "network"
 
 
 @dataclass(frozen=True)
@@ -53,18 +55,23 @@ def cells(
     dtypes: Sequence[str] = ("float64", "float32"),
 ) -> list[CellSpec]:
     """The catalogue's cells, filtered; layer types without an activation give one cell
-    (identity) per dtype. Unknown names raise UnknownNameError."""
+    (identity) per dtype, and networks (layer type "network") one cell per loss and dtype,
+    each of random stacks of layer types and activations. Unknown names raise
+    UnknownNameError."""
     from gradcheck.activations import ACTIVATIONS, resolve_activation
     from gradcheck.layers import LAYER_TYPES, resolve_layer_type
+    from gradcheck.losses import LOSSES
 
-    layers = [resolve_layer_type(name) for name in (layer_types or list(LAYER_TYPES))]
+    names = list(layer_types or [*LAYER_TYPES, NETWORK])
+    networks = NETWORK in names
+    layers = [resolve_layer_type(name) for name in names if name != NETWORK]
     chosen = [resolve_activation(name).name for name in (activations or list(ACTIVATIONS))]
     for dtype in dtypes:
         if not isinstance(dtype, str) or dtype not in ("float32", "float64"):
             raise GradcheckError(f"dtype {dtype!r} is not supported; choose float32 or float64")
     specs = []
     for layer in layers:
-        names = chosen if layer.uses_activation else ["identity"]
+        activations_of = chosen if layer.uses_activation else ["identity"]
         if (
             not layer.uses_activation
             and activations
@@ -72,9 +79,11 @@ def cells(
             and "identity" not in chosen
         ):
             continue  # filtering activations leaves out layers without one, unless named
-        for name in names:
+        for name in activations_of:
             for dtype in dtypes:
                 specs.append(CellSpec(layer.name, name, dtype))
+    if networks and not activations:  # networks mix activations; a filter on them skips these
+        specs += [CellSpec(NETWORK, loss, dtype) for loss in LOSSES for dtype in dtypes]
     return specs
 
 
@@ -135,6 +144,12 @@ def _prefixed_database(path: str | None, prefix: str) -> ExampleDatabase | None:
     return Prefixed(DirectoryBasedExampleDatabase(path))
 
 
+def _stack_size(examples: int) -> int:
+    """Stacks of at most STACK_SIZE cases that add up to `examples` (or just over)."""
+    stacks = math.ceil(max(examples, 1) / STACK_SIZE)
+    return math.ceil(max(examples, 1) / stacks)
+
+
 def cell_seed(seed: int, spec: CellSpec) -> int:
     """A seed per cell derived from the campaign's, stable across runs and processes."""
     return (seed * 1_000_003 + zlib.crc32(spec.key.encode())) % (2**32)
@@ -160,6 +175,8 @@ def run_cell(spec: CellSpec, *, examples: int, seed: int, database: str | None) 
     from gradcheck.report import Cell, Failure
     from gradcheck.reproduce import reproduction
 
+    if spec.layer_type == NETWORK:
+        return run_network_cell(spec, examples=examples, seed=seed, database=database)
     started = time.perf_counter()
     layer = LAYER_TYPES[spec.layer_type]
     activation = ACTIVATIONS[spec.activation]
@@ -169,7 +186,7 @@ def run_cell(spec: CellSpec, *, examples: int, seed: int, database: str | None) 
     generate, kinks = ("avoid", "report") if placeable else ("allow", "subgradient")
     cell = Cell(layer_type=spec.layer_type, activation=spec.activation, dtype=spec.dtype)
     failures: list[Failure] = []
-    size = max(1, min(STACK_SIZE, examples))
+    size = _stack_size(examples)
     counting = [True]  # until the first failure: shrinking is not part of the statistics
     invalid_kept = [False]
 
@@ -222,6 +239,97 @@ def run_cell(spec: CellSpec, *, examples: int, seed: int, database: str | None) 
         search()
     except GradientMismatch as found:  # raised again by hypothesis on the shrunk case
         keep(found.case, found.result)
+    return CellOutcome(cell, failures, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class _NetworkCase:
+    """What a report cell reads of a network check: the cell's key."""
+
+    layer_type: str
+    activation: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class _NetworkOutcome:
+    """A NetworkResult as a report cell folds it in."""
+
+    verdict: Any
+    message: str
+    case: _NetworkCase
+    comparisons: tuple[Any, ...]
+    seconds: Any
+    diagnosis: Any = None
+
+
+def run_network_cell(
+    spec: CellSpec, *, examples: int, seed: int, database: str | None
+) -> CellOutcome:
+    """Like run_cell, for random networks (depth 1 to 4, any unit-partitioned layer types
+    and activations) ending in the cell's loss."""
+    import numpy as np
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as seeded
+
+    from gradcheck import strategies
+    from gradcheck.checker import Verdict
+    from gradcheck.errors import GradientMismatch
+    from gradcheck.network_checker import check_networks
+    from gradcheck.report import Cell, Failure
+
+    started = time.perf_counter()
+    cell = Cell(layer_type=NETWORK, activation=spec.activation, dtype=spec.dtype)
+    failures: list[Failure] = []
+    size = _stack_size(examples)
+    counting = [True]
+
+    def outcome(result: Any) -> _NetworkOutcome:
+        case = _NetworkCase(NETWORK, spec.activation, spec.dtype)
+        return _NetworkOutcome(
+            result.verdict, result.message, case, result.comparisons, result.seconds
+        )
+
+    @settings(
+        max_examples=math.ceil(examples / size),
+        database=_prefixed_database(database, f"gradcheck-run {spec.key}:"),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=False,
+    )
+    @seeded(cell_seed(seed, spec))
+    @given(
+        strategies.network_stacks(
+            losses=[spec.activation], dtypes=(spec.dtype,), min_size=size, max_size=size
+        )
+    )
+    def search(stack: list[Any]) -> None:
+        results = check_networks(stack)
+        for network, result in zip(stack, results, strict=True):
+            if counting[0]:
+                cell.add(outcome(result))  # type: ignore[arg-type]  # a CheckResult's fields
+            if result.verdict is Verdict.MISMATCH:
+                counting[0] = False
+                raise GradientMismatch(outcome(result), case=network)
+
+    try:
+        search()
+    except GradientMismatch as found:  # raised again by hypothesis on the shrunk network
+        network = found.case
+        failures.append(
+            Failure.from_check_result(
+                found.result,
+                z=np.asarray(network.z),
+                theta=np.concatenate([np.ravel(layer.theta) for layer in network.layers])[None],
+                delta=np.asarray(network.targets, dtype=np.float64).reshape(len(network.z), -1),
+                reproduction=(
+                    "import numpy as np\nimport gradcheck\nfrom gradcheck import Network, "
+                    f"NetworkLayer\n\nnetwork = {network!r}\n"
+                    "print(gradcheck.check_network(network).message)"
+                ),
+                activation=spec.activation,
+            )
+        )
     return CellOutcome(cell, failures, time.perf_counter() - started)
 
 

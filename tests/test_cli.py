@@ -139,6 +139,31 @@ def test_shards_merge_into_the_whole_campaign(capsys, tmp_path):
     assert code == cli.USAGE_ERROR and "--merge" in err
 
 
+def test_networks_are_cells_of_the_campaign(capsys, tmp_path):
+    code, out, _ = run(
+        capsys,
+        "run",
+        "--examples",
+        "6",
+        "--layer-types",
+        "network",
+        "--dtypes",
+        "float64",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == cli.OK, out
+    report = read_report(tmp_path / "report.json")
+    assert {(c.layer_type, c.activation) for c in report.cells} == {
+        ("network", "squared_error"),
+        ("network", "softmax_cross_entropy"),
+        ("network", "logistic"),
+    }
+    assert all(c.examples >= 6 and c.verdicts["pass"] >= 1 for c in report.cells)
+
+
 def test_list(capsys):
     code, out, _ = run(capsys, "list", "--format", "json")
     data = json.loads(out)
