@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck import oracles, tolerance
-from gradcheck.checker import Comparison, _compare
+from gradcheck.results import Comparison, compare
 from gradcheck.tolerance import Tracked, track
 
 
@@ -27,7 +27,7 @@ class Tally:
     """One comparison made block by block: the worst entry so far, the largest error and
     the largest reference (for the relative error), unbounded entries and time.
 
-    Each block costs a few passes over its arrays; `checker._compare` (which names the
+    Each block costs a few passes over its arrays; `results.compare` (which names the
     entry and the values) runs once, on the block that holds the worst entry.
     """
 
@@ -54,8 +54,8 @@ class Tally:
             error = np.abs(hand64 - ref)
             peak = float(np.max(error / limit))
             largest = float(np.max(error))
-        if not math.isfinite(peak):  # 0/0, x/0 or NaN somewhere: _compare's careful rules
-            peak = _compare(
+        if not math.isfinite(peak):  # 0/0, x/0 or NaN somewhere: compare's careful rules
+            peak = compare(
                 self.oracle, self.target, method, hand64[None], ref[None], limit[None], 0.0
             )[0].worst_ratio
             largest = float(np.nanmax(error)) if not np.isnan(error).all() else math.nan
@@ -75,7 +75,7 @@ class Tally:
     def comparison(self) -> Comparison:
         assert self.worst is not None
         method, hand, reference, bound, offset = self.worst
-        (found,) = _compare(
+        (found,) = compare(
             self.oracle, self.target, method, hand[None], reference[None], bound[None], 0.0
         )
         entry = dict(found.worst_entry)
@@ -180,7 +180,7 @@ def probe_comparison(
     )
     hand = np.asarray(projections.value)
     bound = np.asarray(projections.error) + error
-    (comparison,) = _compare(
+    (comparison,) = compare(
         "finite-differences", target, f"finite differences ({count} probes)", hand[None],
         estimate[None], bound[None], time.perf_counter() - begin, ("probe",),
     )  # fmt: skip

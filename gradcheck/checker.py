@@ -22,299 +22,53 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from gradcheck import compact, explain, oracles, tolerance
 from gradcheck.activations import Activation, resolve_activation
 from gradcheck.diagnosis import Diagnosis
-from gradcheck.errors import GradcheckError, UnknownNameError
+from gradcheck.errors import GradcheckError
 from gradcheck.layers import LayerType, identity_if_unused, resolve_layer_type
+from gradcheck.results import (
+    COUPLED_DIFFERENCES_BUDGET,
+    COUPLING_UNITS_BUDGET,
+    FULL_DIFFERENCES_BUDGET,
+    ORACLES,
+    SUPPORTED_DTYPES,
+    Case,
+    CaseError,
+    CaseSummary,
+    CheckResult,
+    Clock,
+    Comparison,
+    Options,
+    Verdict,
+    call_hand_written,
+    check_options,
+    compare,
+    mismatch_message,
+    validated,
+)
 
-#: The oracles a check runs by default, in the order results are listed.
-ORACLES = ("dense", "autograd", "finite-differences")
-#: θ or z with at most this many entries get full finite differences (each entry alone).
-FULL_DIFFERENCES_BUDGET = 64
-#: A coupled layer needs full differences (columns assume independent units) up to here.
-COUPLED_DIFFERENCES_BUDGET = 4096
-#: Output units whose Jacobian blocks are measured; larger layers use an even sample.
-COUPLING_UNITS_BUDGET = 64
-SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-class Verdict(str, Enum):
-    """What a check concluded."""
-
-    PASS = "pass"
-    MISMATCH = "mismatch"
-    COUPLED = "coupled"
-    NON_DIFFERENTIABLE = "non-differentiable"
-    INVALID_INPUT = "invalid-input"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True, kw_only=True)
-class Case:
-    """One concrete draw: layer type, activation, inputs z (N × I), parameters θ (J × P),
-    upstream gradient δ = ∂E/∂f (N × J). The dtype is the arrays' own."""
-
-    layer_type: str | LayerType
-    activation: str | Activation | None = None
-    z: ArrayLike
-    theta: ArrayLike
-    delta: ArrayLike
-
-    def __repr__(self) -> str:
-        layer = getattr(self.layer_type, "name", self.layer_type)
-        activation = getattr(self.activation, "label", self.activation)
-        arrays = ", ".join(
-            f"{name}={np.asarray(value).tolist()!r}"  # exact: floats repr round-trip
-            for name, value in (("z", self.z), ("theta", self.theta), ("delta", self.delta))
-        )
-        dtype = getattr(np.asarray(self.z), "dtype", "")
-        return f"Case({layer!r}, {activation!r}, {dtype}, {arrays})"
-
-
-@dataclass(frozen=True)
-class CaseSummary:
-    """The case's names and sizes, as plain data."""
-
-    layer_type: str
-    activation: str
-    dtype: str
-    inputs: int
-    units: int
-    batch: int
-    parameters_per_unit: int
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A hand-written gradient held against one reference, entry by entry.
-
-    error = |hand-written - reference|; bound comes from the error model. worst_entry
-    names the entry with the largest error / bound, where the values are reported.
-    unbounded_entries counts entries whose bound is infinite (an intermediate overflowed
-    and the error model could not bound it): they are not checked by this oracle.
-    """
-
-    oracle: str
-    target: str
-    method: str
-    max_abs_error: float
-    max_rel_error: float
-    worst_ratio: float
-    worst_entry: Mapping[str, int]
-    worst_error: float
-    worst_bound: float
-    hand_written: float
-    reference: float
-    seconds: float
-    unbounded_entries: int = 0
-
-    @property
-    def passed(self) -> bool:
-        return self.worst_ratio <= 1.0
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The outcome of one check: a verdict, every comparison, and what was measured."""
-
-    verdict: Verdict
-    message: str
-    case: CaseSummary | None
-    comparisons: tuple[Comparison, ...] = ()
-    off_diagonal_mass: float | None = None
-    rank_one: str = "not applicable"
-    seconds: Mapping[str, float] = field(default_factory=dict)
-    diagnosis: Diagnosis | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict is Verdict.PASS
-
-    def worst(self) -> Comparison | None:
-        """The comparison closest to (or furthest over) its bound."""
-        return max(self.comparisons, key=lambda c: c.worst_ratio, default=None)
-
-    def failures(self) -> tuple[Comparison, ...]:
-        return tuple(c for c in self.comparisons if not c.passed)
-
-
-# ---- validation ---------------------------------------------------------------------------
-
-
-class _CaseError(Exception):
-    """Internal: the case cannot be checked; the message says why."""
-
-
-def _as_array(name: str, value: ArrayLike) -> np.ndarray:
-    try:
-        array = np.asarray(value)
-    except Exception as error:  # ragged lists, objects numpy cannot convert
-        raise _CaseError(f"{name} is not an array: {error}") from None
-    if array.dtype.kind in "biu":
-        kind = "boolean" if array.dtype.kind == "b" else "integer"
-        raise _CaseError(
-            f"{name} has {kind} dtype {array.dtype}; gradients are checked in floating "
-            "point: pass float32 or float64 arrays"
-        )
-    if array.dtype.kind == "c":
-        raise _CaseError(
-            f"{name} is complex ({array.dtype}); only real float32 or float64 is supported"
-        )
-    if array.dtype not in SUPPORTED_DTYPES:
-        raise _CaseError(f"{name} has dtype {array.dtype}; only float32 and float64 are supported")
-    if array.ndim != 2:
-        raise _CaseError(f"{name} must be 2-dimensional, got shape {array.shape}")
-    if 0 in array.shape:
-        raise _CaseError(f"{name} has a zero-sized dimension (shape {array.shape})")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise _CaseError(f"{name} contains {array[index]} at index {index}; values must be finite")
-    return array
-
-
-def _validated(case: Case, layer: LayerType) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    z = _as_array("z", case.z)
-    theta = _as_array("theta", case.theta)
-    delta = _as_array("delta", case.delta)
-    if len({z.dtype, theta.dtype, delta.dtype}) != 1:
-        raise _CaseError(
-            f"z, theta and delta must share one dtype, got {z.dtype}, {theta.dtype}, {delta.dtype}"
-        )
-    (batch, inputs), (units, parameters) = z.shape, theta.shape
-    if delta.shape != (batch, units):
-        raise _CaseError(
-            f"delta must have shape (N, J) = ({batch}, {units}) for z of shape {z.shape} and "
-            f"theta of shape {theta.shape}, got {delta.shape}"
-        )
-    problem = layer.shape_problem(inputs, units, parameters)
-    if problem is not None:
-        raise _CaseError(problem)
-    return z, theta, delta
-
-
-# ---- comparisons ---------------------------------------------------------------------------
-
-_ENTRY_NAMES = {
-    "parameters": ("unit", "parameter"),
-    "inputs": ("row", "input"),
-    "probes": ("probe",),
-}
-
-
-def _compare(
-    oracle: str,
-    target: str,
-    method: str,
-    hand_written: ArrayLike,
-    reference: ArrayLike,
-    bound: ArrayLike,
-    seconds: float,
-    entry_names: tuple[str, ...] | None = None,
-) -> list[Comparison]:
-    """Hold stacked hand-written gradients (K, ...) against references: one Comparison per case."""
-    hand = np.asarray(hand_written, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    limit = np.broadcast_to(np.asarray(bound, dtype=np.float64), hand.shape)
-    count = hand.shape[0]
-    with np.errstate(all="ignore"):
-        error = np.abs(hand - ref)
-        ratio = np.where(limit > 0, error / limit, np.where(error == 0, 0.0, np.inf))
-    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # a NaN on either side never passes
-    flat = ratio.reshape(count, -1)
-    worst = np.argmax(flat, axis=1)
-    cases = np.arange(count)
-    entries = np.unravel_index(worst, hand.shape[1:])
-
-    def at(values: np.ndarray) -> np.ndarray:
-        return values.reshape(count, -1)[cases, worst]
-
-    with np.errstate(all="ignore"):
-        finite_error = np.where(np.isnan(error), -np.inf, error).reshape(count, -1)
-        all_nan = np.isnan(error).reshape(count, -1).all(axis=1)
-        max_error = np.where(all_nan, np.nan, finite_error.max(axis=1))
-        scale = np.max(np.where(np.isfinite(ref), np.abs(ref), -np.inf).reshape(count, -1), axis=1)
-        relative = np.where(scale > 0, max_error / scale, np.where(max_error == 0, 0.0, np.inf))
-    unbounded = np.isinf(limit).reshape(count, -1).sum(axis=1)
-    names = entry_names or _ENTRY_NAMES[target]
-    worst_ratio, worst_error, worst_bound = at(ratio), at(error), at(limit)
-    hand_at, ref_at = at(hand), at(ref)
-    return [
-        Comparison(
-            oracle=oracle,
-            target=target,
-            method=method,
-            max_abs_error=float(max_error[k]),
-            max_rel_error=float(relative[k]),
-            worst_ratio=float(worst_ratio[k]),
-            worst_entry={name: int(index[k]) for name, index in zip(names, entries, strict=True)},
-            worst_error=float(worst_error[k]),
-            worst_bound=float(worst_bound[k]),
-            hand_written=float(hand_at[k]),
-            reference=float(ref_at[k]),
-            seconds=seconds / count,
-            unbounded_entries=int(unbounded[k]),
-        )
-        for k in range(count)
-    ]
-
-
-class _Clock:
-    """Wall time per stage."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def run(self, stage: str, function: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return function()
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
-
+__all__ = [
+    "ORACLES",
+    "SUPPORTED_DTYPES",
+    "Case",
+    "CaseSummary",
+    "CheckResult",
+    "Comparison",
+    "Verdict",
+    "check",
+    "check_many",
+]
 
 # ---- the check ------------------------------------------------------------------------------
 
 #: Cases of one layer type, activation, dtype and shape are checked this many at a time.
 BATCH_SIZE = 64
-_LAYOUTS = ("auto", "full", "columns", "probes")
-_KINK_MODES = ("report", "subgradient")
-
-
-@dataclass(frozen=True)
-class _Options:
-    oracles: tuple[str, ...]
-    finite_differences: str
-    probes: int
-    kinks: str
-
-
-def _options(oracles: Sequence[str], finite_differences: str, probes: int, kinks: str) -> _Options:
-    if isinstance(oracles, str) or not isinstance(oracles, Sequence):
-        raise GradcheckError(f"oracles must be a sequence of oracle names, got {oracles!r:.80}")
-    for name in oracles:
-        if name not in ORACLES:
-            raise UnknownNameError("oracle", name, list(ORACLES))
-    if not isinstance(finite_differences, str) or finite_differences not in _LAYOUTS:
-        raise GradcheckError(
-            "finite_differences must be 'auto', 'full', 'columns' or 'probes', "
-            f"got {finite_differences!r}"
-        )
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
-        raise GradcheckError(f"probes must be a positive integer, got {probes!r}")
-    if not isinstance(kinks, str) or kinks not in _KINK_MODES:
-        raise GradcheckError(f"kinks must be 'report' or 'subgradient', got {kinks!r}")
-    return _Options(tuple(oracles), finite_differences, probes, kinks)
 
 
 def check(
@@ -355,7 +109,7 @@ def check_many(
 ) -> list[CheckResult]:
     """Check many cases, in order; the same as `check` on each, but cases that share a
     layer type, activation, dtype and shape are stacked and checked in one vectorised pass."""
-    options = _options(oracles, finite_differences, probes, kinks)
+    options = check_options(oracles, finite_differences, probes, kinks)
     if isinstance(cases, Case) or not isinstance(cases, Sequence):
         raise GradcheckError(f"check_many takes a sequence of gradcheck.Case, got {cases!r:.80}")
     for case in cases:
@@ -369,8 +123,8 @@ def check_many(
         layer = resolve_layer_type(case.layer_type)
         phi = identity_if_unused(layer, resolve_activation(case.activation))
         try:
-            z, theta, delta = _validated(case, layer)
-        except _CaseError as problem:
+            z, theta, delta = validated(case, layer)
+        except CaseError as problem:
             results[index] = CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", None)
             continue
         from gradcheck import large  # here, not at the top: large imports this module
@@ -415,7 +169,7 @@ class _Batch:
         self.summary = CaseSummary(
             layer.name, phi.label, z.dtype.name, inputs, units, batch, parameters
         )
-        self.clock = _Clock()
+        self.clock = Clock()
         self.comparisons: list[list[Comparison]] = [[] for _ in range(self.count)]
         self.invalid: list[str | None] = [None] * self.count
         self.non_differentiable: list[str | None] = [None] * self.count
@@ -504,42 +258,36 @@ class _Batch:
         layer, phi = self.layer, self.phi
         compaction = layer.parameter_gradient or compact.compact_gradient
         with tolerance.recording() as events:
-            unit_jacobian = self.call(
-                "unit_jacobian", lambda: layer.unit_jacobian(z, theta, phi), (count, n, j, p)
+            unit_jacobian = call_hand_written(
+                self.layer,
+                "unit_jacobian",
+                lambda: layer.unit_jacobian(z, theta, phi),
+                (count, n, j, p),
+                stacked=True,
             )
-            input_jacobian = self.call(
-                "input_jacobian", lambda: layer.input_jacobian(z, theta, phi), (count, n, j, i)
+            input_jacobian = call_hand_written(
+                self.layer,
+                "input_jacobian",
+                lambda: layer.input_jacobian(z, theta, phi),
+                (count, n, j, i),
+                stacked=True,
             )
-            gradient = self.call(
-                "parameter_gradient", lambda: compaction(delta, unit_jacobian), (count, j, p)
+            gradient = call_hand_written(
+                self.layer,
+                "parameter_gradient",
+                lambda: compaction(delta, unit_jacobian),
+                (count, j, p),
+                stacked=True,
             )
             inputs_gradient = compact.input_gradient(delta, input_jacobian)
         self.mark_events(events)
         return _HandWritten(unit_jacobian, input_jacobian, gradient, inputs_gradient)
 
-    def call(
-        self, what: str, function: Callable[[], Any], shape: tuple[int, ...]
-    ) -> tolerance.Tracked:
-        """Run hand-written code; what it raises or returns misshapen makes the case invalid."""
-        try:
-            with np.errstate(all="ignore"):
-                result = function()
-        except Exception as error:
-            raise _CaseError(
-                f"{self.layer.name}.{what} raised {type(error).__name__}: {error}"
-            ) from None
-        result = result if isinstance(result, tolerance.Tracked) else tolerance.track(result)
-        if result.shape != shape:
-            raise _CaseError(
-                f"{self.layer.name}.{what} returned shape {result.shape[1:]}, expected {shape[1:]}"
-            )
-        return result
-
-    def check(self, options: _Options) -> list[CheckResult]:
+    def check(self, options: Options) -> list[CheckResult]:
         try:
             forward_error = self.clock.run("forward", self.reference_forward)
             hand = self.hand = self.clock.run("hand-written", self.hand_written)
-        except _CaseError as problem:
+        except CaseError as problem:
             return [
                 CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", self.summary)
             ] * self.count
@@ -587,7 +335,7 @@ class _Batch:
             value = np.asarray(jacobian.value, dtype=np.float64)
             nearest = np.clip(value, low, high)
             self.add(
-                _compare(
+                compare(
                     "finite-differences",
                     target,
                     "one-sided differences (subgradient)",
@@ -606,7 +354,7 @@ class _Batch:
         bound = tolerance.summation_bound(self.delta, unit_jacobian)
         self.references["dense", "parameters"] = oracles.Reference(product, bound, method)
         self.add(
-            _compare(
+            compare(
                 "dense",
                 "parameters",
                 method,
@@ -630,7 +378,7 @@ class _Batch:
             + tolerance.underflow(operations, self.z.dtype)
         )
         self.add(
-            _compare(
+            compare(
                 "dense",
                 "parameters",
                 "rank-one outer product",
@@ -657,7 +405,7 @@ class _Batch:
             (inputs_gradient, d_z, "inputs"),
         ):
             self.add(
-                _compare(
+                compare(
                     "autograd",
                     target,
                     reference.method,
@@ -679,7 +427,7 @@ class _Batch:
             rows = np.arange(units if sample is None else len(sample))
             chosen = rows if sample is None else sample
             self.add(
-                _compare(
+                compare(
                     "autograd",
                     "parameters",
                     "diagonal blocks",
@@ -712,7 +460,7 @@ class _Batch:
             projected = np.einsum("kqjp,kjp->kq", directions, gradient.value.astype(np.float64))
             bound = np.einsum("kqjp,kjp->kq", np.abs(directions), gradient.error) + reference.error
             self.add(
-                _compare(
+                compare(
                     "finite-differences",
                     "parameters",
                     reference.method,
@@ -727,7 +475,7 @@ class _Batch:
             reference = oracles.parameter_differences(*arguments, layout=parameter_layout)
             self.references["finite-differences", "parameters"] = reference
             self.add(
-                _compare(
+                compare(
                     "finite-differences",
                     "parameters",
                     reference.method,
@@ -746,7 +494,7 @@ class _Batch:
         reference = oracles.input_differences(*arguments, layout=input_layout)
         self.references["finite-differences", "inputs"] = reference
         self.add(
-            _compare(
+            compare(
                 "finite-differences",
                 "inputs",
                 reference.method,
@@ -801,7 +549,7 @@ class _Batch:
         coupled = self.layer.coupled or (mass is not None and mass > 0.0)
         if failures and (failures[0].target == "inputs" or not coupled):
             diagnosis = self.diagnose(k)
-            return result(Verdict.MISMATCH, _mismatch_message(failures[0], diagnosis), diagnosis)
+            return result(Verdict.MISMATCH, mismatch_message(failures[0], diagnosis), diagnosis)
         if coupled:
             share = "" if mass is None else f"; {mass:.1%} of the gradient's mass crosses units"
             return result(
@@ -820,16 +568,3 @@ class _Batch:
             )
         kink = " at a kink, within the one-sided differences" if self.at_kink[k] else ""
         return result(Verdict.PASS, f"pass{kink}: {len(comparisons)} comparisons agree{detail}")
-
-
-def _mismatch_message(comparison: Comparison, diagnosis: Diagnosis | None = None) -> str:
-    where = ", ".join(f"{name} {index}" for name, index in comparison.worst_entry.items())
-    target = "∂E/∂z (formula 1)" if comparison.target == "inputs" else "∂E/∂θ (formula 2)"
-    if "row" in comparison.worst_entry and "unit" in comparison.worst_entry:  # a Jacobian entry
-        target = "∂f/∂z" if comparison.target == "inputs" else "B = ∂f/∂θ"
-    return (
-        f"mismatch: {comparison.oracle} ({comparison.method}) disagrees on {target} at {where}: "
-        f"hand-written {comparison.hand_written:.9g}, reference {comparison.reference:.9g}, "
-        f"error {comparison.worst_error:.3g} exceeds the bound {comparison.worst_bound:.3g} "
-        f"({comparison.worst_ratio:.3g}x)" + ("" if diagnosis is None else f"; likely {diagnosis}")
-    )

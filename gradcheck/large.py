@@ -68,20 +68,21 @@ from gradcheck.blockwise import (
     shifted,
     signed_steps,
 )
-from gradcheck.checker import (
+from gradcheck.layers import LayerType, identity_if_unused, resolve_layer_type
+from gradcheck.results import (
     ORACLES,
     Case,
+    CaseError,
     CaseSummary,
     CheckResult,
     Comparison,
     Verdict,
-    _CaseError,
-    _compare,
-    _mismatch_message,
-    _options,
-    _validated,
+    call_hand_written,
+    check_options,
+    compare,
+    mismatch_message,
+    validated,
 )
-from gradcheck.layers import LayerType, identity_if_unused, resolve_layer_type
 from gradcheck.tolerance import Tracked, track
 
 #: θ with more entries than this, in a layer not declared coupled, is checked here.
@@ -159,7 +160,7 @@ def check_large(
     directly runs the same path on a layer of any size, with the block size and the
     number of probes (default LARGE_PROBES) given explicitly.
     """
-    options = _options(oracles, finite_differences, probes or 1, "report")
+    options = check_options(oracles, finite_differences, probes or 1, "report")
     layer = resolve_layer_type(case.layer_type)
     if layer.coupled:  # per-block forwards would change a coupled layer: the stacked path
         from gradcheck.checker import check
@@ -167,8 +168,8 @@ def check_large(
         return check(case, oracles=oracles, finite_differences=finite_differences)
     phi = identity_if_unused(layer, resolve_activation(case.activation))
     try:
-        z, theta, delta = _validated(case, layer)
-    except _CaseError as problem:
+        z, theta, delta = validated(case, layer)
+    except CaseError as problem:
         return CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", None)
     plan = make_plan(
         batch=z.shape[0], inputs=z.shape[1], units=theta.shape[0], parameters=theta.shape[1],
@@ -273,7 +274,7 @@ class _LargeCheck:
                         break
                 else:
                     self.finish()
-        except _CaseError as problem:
+        except CaseError as problem:
             self.invalid = str(problem)
         return self.verdict()
 
@@ -378,16 +379,20 @@ class _LargeCheck:
         z, theta_t, delta_t = track(self.z), track(theta), track(delta)
         compaction = layer.parameter_gradient or compact.compact_gradient
         with tolerance.recording() as events:
-            unit_jacobian = self.call(
+            unit_jacobian = call_hand_written(
+                self.layer,
                 "unit_jacobian",
                 lambda: layer.unit_jacobian(z, theta_t, phi),
                 (batch, units, parameters),
             )
-            input_jacobian = self.call(
-                "input_jacobian", lambda: layer.input_jacobian(z, theta_t, phi),
+            input_jacobian = call_hand_written(
+                self.layer,
+                "input_jacobian",
+                lambda: layer.input_jacobian(z, theta_t, phi),
                 (batch, units, inputs),
-            )  # fmt: skip
-            gradient = self.call(
+            )
+            gradient = call_hand_written(
+                self.layer,
                 "parameter_gradient",
                 lambda: compaction(delta_t, unit_jacobian),
                 (units, parameters),
@@ -396,21 +401,6 @@ class _LargeCheck:
         self.mark_events(events, start)
         self.inputs_gradient = accumulate(self.inputs_gradient, share)
         return unit_jacobian, gradient
-
-    def call(self, what: str, function: Callable[[], Any], shape: tuple[int, ...]) -> Tracked:
-        try:
-            with np.errstate(all="ignore"):
-                result = function()
-        except Exception as error:
-            raise _CaseError(
-                f"{self.layer.name}.{what} raised {type(error).__name__}: {error}"
-            ) from None
-        result = result if isinstance(result, Tracked) else track(result)
-        if result.shape != shape:
-            raise _CaseError(
-                f"{self.layer.name}.{what} returned shape {result.shape}, expected {shape}"
-            )
-        return result
 
     def dense(
         self,
@@ -520,7 +510,7 @@ class _LargeCheck:
             ("finite-differences", self.column_inputs, "finite differences (columns)"),
         ):
             if reference is not None:
-                self.comparisons += _compare(
+                self.comparisons += compare(
                     oracle, "inputs", method, np.asarray(hand.value)[None],
                     np.asarray(reference.value)[None], (hand.error + reference.error)[None],
                     time.perf_counter() - begin,
@@ -568,7 +558,7 @@ class _LargeCheck:
             key=lambda c: (c.target != "inputs", -c.worst_ratio),
         )
         if failures and failures[0].target == "inputs":
-            return result(Verdict.MISMATCH, _mismatch_message(failures[0]))
+            return result(Verdict.MISMATCH, mismatch_message(failures[0]))
         if self.mass is not None and self.mass > 0.0:
             return result(
                 Verdict.COUPLED,
@@ -578,7 +568,7 @@ class _LargeCheck:
                 "compact form A = δ ⊙ B is not the parameter gradient",
             )
         if failures:
-            return result(Verdict.MISMATCH, _mismatch_message(failures[0]))
+            return result(Verdict.MISMATCH, mismatch_message(failures[0]))
         closest = max(comparisons, key=lambda c: c.worst_ratio, default=None)
         detail = ""
         if closest is not None:

@@ -42,7 +42,6 @@ import numpy as np
 from autograd.extend import defvjp, primitive
 
 from gradcheck import compact, oracles, tolerance
-from gradcheck.checker import ORACLES, Comparison, Verdict, _compare
 from gradcheck.errors import GradcheckError, UnknownNameError
 from gradcheck.network import (
     COMPACTION,
@@ -54,6 +53,7 @@ from gradcheck.network import (
     compaction,
     with_cross_term,
 )
+from gradcheck.results import ORACLES, Comparison, Verdict, compare
 from gradcheck.tolerance import Tracked, track
 
 #: θ^ℓ with at most this many entries get full finite differences (each entry alone);
@@ -348,7 +348,7 @@ class _Check:
             product, method = compact.dense_gradient(delta, unit_jacobian)
             self.add(
                 self.chain[index],
-                _compare(
+                compare(
                     "dense",
                     "parameters",
                     method,
@@ -393,7 +393,7 @@ class _Check:
         seconds = (time.perf_counter() - start) / (2 * self.depth + 1)
         self.add(
             self.loss_comparisons,
-            _compare(
+            compare(
                 "autograd",
                 "outputs",
                 "reverse mode (the loss rule)",
@@ -437,7 +437,7 @@ class _Check:
             for where, target, method, value, reference in pairs:
                 self.add(
                     where[index],
-                    _compare(
+                    compare(
                         "autograd",
                         target,
                         method,
@@ -474,7 +474,7 @@ class _Check:
                 bound, names = bound + reference.error, ("probe",)
             self.add(
                 self.chain[index],
-                _compare(
+                compare(
                     "finite-differences",
                     "parameters",
                     reference.method,
@@ -490,7 +490,7 @@ class _Check:
         self.mark_overflow(_DIFFERENCES, [("∂E/∂z^0", reference.value)])
         self.add(
             self.chain[0],
-            _compare(
+            compare(
                 "finite-differences",
                 "inputs",
                 reference.method,
