@@ -257,6 +257,49 @@ def _energy_rounding(
     )
 
 
+def _differences(
+    forward: ForwardFn,
+    z: np.ndarray,
+    theta: np.ndarray,
+    delta: np.ndarray,
+    forward_error: np.ndarray,
+    *,
+    layout: str,
+    wrt: str,
+) -> Reference:
+    """Central differences of E with respect to θ or z, "full" or "columns": for θ a column
+    moves parameter p of every unit (units are independent), for z input i of every
+    example (examples are independent); each entry reads its own unit's (example's) sum."""
+    if layout not in ("full", "columns"):
+        raise ValueError(f"unknown finite-difference layout {layout!r}")
+    x = theta if wrt == "theta" else z
+
+    def evaluate(variants: np.ndarray) -> FloatArray:
+        return forward(z, variants) if wrt == "theta" else forward(variants, theta)
+
+    outputs = forward(z, theta)
+    kept: tuple[Any, ...]
+    axes: tuple[int, ...]
+    if layout == "full":
+        groups = _single_entries(x.shape[1:])
+        summed, kept, axes = "sk", (..., None, None), (1, 2)
+        rounding = _energy_rounding(delta, outputs, forward_error, axes)[:, None, None]
+    else:
+        groups = _columns(x.shape[1:])
+        summed, kept, axes = (
+            ("skj", (..., None), (1,)) if wrt == "theta" else ("skn", (..., None), (2,))
+        )
+        rounding = _energy_rounding(delta, outputs, forward_error, axes)[:, :, None]
+    return central_differences(
+        x,
+        groups,
+        lambda variants: np.einsum(f"sknj,knj->{summed}", evaluate(variants), delta)[kept],
+        rounding,
+        outputs_per_variant=delta.size,
+        method=layout,
+    )
+
+
 def parameter_differences(
     forward: ForwardFn,
     z: np.ndarray,
@@ -267,31 +310,8 @@ def parameter_differences(
     layout: str,
 ) -> Reference:
     """∂E/∂θ (K × J × P) for K stacked cases by central differences, "full" or "columns".
-
-    forward_error bounds the float64 rounding of each f_knj.
-    """
-    outputs = forward(z, theta)
-    if layout == "full":
-        return central_differences(
-            theta,
-            _single_entries(theta.shape[1:]),
-            lambda variants: np.einsum("sknj,knj->sk", forward(z, variants), delta)[
-                ..., None, None
-            ],
-            _energy_rounding(delta, outputs, forward_error, (1, 2))[:, None, None],
-            outputs_per_variant=delta.size,
-            method="full",
-        )
-    if layout == "columns":
-        return central_differences(
-            theta,
-            _columns(theta.shape[1:]),
-            lambda variants: np.einsum("sknj,knj->skj", forward(z, variants), delta)[..., None],
-            _energy_rounding(delta, outputs, forward_error, (1,))[:, :, None],
-            outputs_per_variant=delta.size,
-            method="columns",
-        )
-    raise ValueError(f"unknown finite-difference layout {layout!r}")
+    forward_error bounds the float64 rounding of each f_knj."""
+    return _differences(forward, z, theta, delta, forward_error, layout=layout, wrt="theta")
 
 
 def input_differences(
@@ -305,28 +325,7 @@ def input_differences(
 ) -> Reference:
     """∂E/∂z (K × N × I) by central differences: "full", or "columns" (input i of every
     example at once, valid because the examples of a batch are independent)."""
-    outputs = forward(z, theta)
-    if layout == "full":
-        return central_differences(
-            z,
-            _single_entries(z.shape[1:]),
-            lambda variants: np.einsum("sknj,knj->sk", forward(variants, theta), delta)[
-                ..., None, None
-            ],
-            _energy_rounding(delta, outputs, forward_error, (1, 2))[:, None, None],
-            outputs_per_variant=delta.size,
-            method="full",
-        )
-    if layout == "columns":
-        return central_differences(
-            z,
-            _columns(z.shape[1:]),
-            lambda variants: np.einsum("sknj,knj->skn", forward(variants, theta), delta)[..., None],
-            _energy_rounding(delta, outputs, forward_error, (2,))[:, :, None],
-            outputs_per_variant=delta.size,
-            method="columns",
-        )
-    raise ValueError(f"unknown finite-difference layout {layout!r}")
+    return _differences(forward, z, theta, delta, forward_error, layout=layout, wrt="z")
 
 
 def probe_differences(
