@@ -150,6 +150,24 @@ def _stack_size(examples: int) -> int:
     return math.ceil(max(examples, 1) / stacks)
 
 
+def _searching(
+    spec: CellSpec, *, examples: int, size: int, seed: int, database: str | None
+) -> Callable[[Any], Any]:
+    """The settings of a cell's search: enough stacks of `size` for `examples`, the
+    cell's own seed and database keys, no deadline (timing is the machine's)."""
+    from hypothesis import HealthCheck, settings
+    from hypothesis import seed as seeded
+
+    configured = settings(
+        max_examples=math.ceil(examples / size),
+        database=_prefixed_database(database, f"gradcheck-run {spec.key}:"),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=False,
+    )
+    return lambda test: configured(seeded(cell_seed(seed, spec))(test))
+
+
 def cell_seed(seed: int, spec: CellSpec) -> int:
     """A seed per cell derived from the campaign's, stable across runs and processes."""
     return (seed * 1_000_003 + zlib.crc32(spec.key.encode())) % (2**32)
@@ -164,8 +182,7 @@ def run_cell(spec: CellSpec, *, examples: int, seed: int, database: str | None) 
     never produce, is kept as it first appears.
     """
     import numpy as np
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as seeded
+    from hypothesis import given
 
     from gradcheck import strategies
     from gradcheck.activations import ACTIVATIONS
@@ -203,14 +220,7 @@ def run_cell(spec: CellSpec, *, examples: int, seed: int, database: str | None) 
             )
         )
 
-    @settings(
-        max_examples=math.ceil(examples / size),
-        database=_prefixed_database(database, f"gradcheck-run {spec.key}:"),
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=False,
-    )
-    @seeded(cell_seed(seed, spec))
+    @_searching(spec, examples=examples, size=size, seed=seed, database=database)
     @given(
         strategies.case_stacks(
             layer_types=[layer],
@@ -269,8 +279,7 @@ def run_network_cell(
     """Like run_cell, for random networks (depth 1 to 4, any unit-partitioned layer types
     and activations) ending in the cell's loss."""
     import numpy as np
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as seeded
+    from hypothesis import given
 
     from gradcheck import strategies
     from gradcheck.checker import Verdict
@@ -290,14 +299,7 @@ def run_network_cell(
             result.verdict, result.message, case, result.comparisons, result.seconds
         )
 
-    @settings(
-        max_examples=math.ceil(examples / size),
-        database=_prefixed_database(database, f"gradcheck-run {spec.key}:"),
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=False,
-    )
-    @seeded(cell_seed(seed, spec))
+    @_searching(spec, examples=examples, size=size, seed=seed, database=database)
     @given(
         strategies.network_stacks(
             losses=[spec.activation], dtypes=(spec.dtype,), min_size=size, max_size=size
