@@ -234,7 +234,7 @@ def reference_forward(
     out64 = forward_output(
         call_user(layer.forward, arguments64, "forward", layer.argument_names, case), layer, case
     )
-    if out.dtype == np.float64 and not same(out, out64):
+    if case.dtype == np.float64 and not same(out, out64):
         raise NondeterministicError(
             "forward returned different outputs for the same inputs; a gradient check "
             f"needs a deterministic function\n{case.describe()}",
