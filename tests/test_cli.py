@@ -190,7 +190,8 @@ def test_interrupt_leaves_a_valid_partial_report(tmp_path):
         str(tmp_path / "db"),
         "--no-html",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    errors = (tmp_path / "stderr.txt").open("w")  # a file, not a pipe that could fill up
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, text=True)
     report = tmp_path / "report.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until a few cells are on disk
@@ -198,7 +199,9 @@ def test_interrupt_leaves_a_valid_partial_report(tmp_path):
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    process.wait(timeout=60)
+    errors.close()
+    err = (tmp_path / "stderr.txt").read_text()
     assert process.returncode == cli.INTERRUPTED, err
     data = json.loads(report.read_text())
     jsonschema.validate(data, load_schema())
