@@ -56,6 +56,10 @@ class UserOutputError(UserCodeError):
     dtype, or something that is not an array."""
 
 
+class UserTimeoutError(UserCodeError):
+    """User code did not return within the per-example deadline (timeout=) and was stopped."""
+
+
 class NondeterministicError(UserCodeError):
     """Two calls of a user's function on equal inputs gave different results."""
 

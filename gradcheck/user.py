@@ -47,7 +47,7 @@ from gradcheck.signature import Signature, parse_signature
 from gradcheck.summary import LayerCheck
 from gradcheck.user_draw import make_plan
 from gradcheck.user_run import collect, run, settings_for
-from gradcheck.user_types import Options, UserLayer
+from gradcheck.user_types import DEFAULT_TIMEOUT, Options, UserLayer
 
 __all__ = [
     "LayerCheck",
@@ -132,12 +132,16 @@ def _name(name: Any, default: str) -> str:
     return name
 
 
-def _options(kinks: str, autograd: bool | None) -> Options:
+def _options(kinks: str, autograd: bool | None, timeout: float | None) -> Options:
     if not isinstance(kinks, str) or kinks not in _KINKS:
         raise UsageError(f"kinks must be 'redraw' or 'subgradient', got {kinks!r}")
     if not (autograd is None or isinstance(autograd, bool)):
         raise UsageError(f"autograd must be None (detect), True or False, got {autograd!r}")
-    return Options(kinks=kinks, autograd=autograd)
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+    ):
+        raise UsageError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    return Options(kinks=kinks, autograd=autograd, timeout=timeout)
 
 
 def _callable(value: Any, what: str) -> None:
@@ -162,6 +166,7 @@ def check_backward(
     max_examples: int | None = None,
     kinks: str = "redraw",
     autograd: bool | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
     name: str | None = None,
     settings: Any = None,
     example: tuple[Sequence[Any], Any] | None = None,
@@ -182,7 +187,9 @@ def check_backward(
     "redraw" redraws a case where the one-sided differences disagree; "subgradient"
     checks there that the hand-written gradient lies between them. autograd: None uses
     it when the forward is traceable (written with autograd.numpy), True requires it,
-    False skips it. name: the layer's name in summaries and reports. settings: parent
+    False skips it. timeout: seconds one example may take before the user's code is
+    stopped with UserTimeoutError (default 60; None: no limit; stopping needs the main
+    thread of a POSIX process). name: the layer's name in summaries and reports. settings: parent
     hypothesis settings. example: (arguments, dout) checks that one case instead of
     drawing (what a reproduction snippet does).
 
@@ -216,6 +223,7 @@ def check_backward(
         sizes,
         kinks,
         autograd,
+        timeout,
         settings,
         max_examples,
         example,
@@ -236,6 +244,7 @@ def check_backward_cached(
     max_examples: int | None = None,
     kinks: str = "redraw",
     autograd: bool | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
     name: str | None = None,
     settings: Any = None,
     example: tuple[Sequence[Any], Any] | None = None,
@@ -270,6 +279,7 @@ def check_backward_cached(
         sizes,
         kinks,
         autograd,
+        timeout,
         settings,
         max_examples,
         example,
@@ -291,6 +301,7 @@ def check_layer_object(
     max_examples: int | None = None,
     kinks: str = "redraw",
     autograd: bool | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
     name: str | None = None,
     settings: Any = None,
     example: tuple[Sequence[Any], Any] | None = None,
@@ -346,6 +357,7 @@ def check_layer_object(
         sizes,
         kinks,
         autograd,
+        timeout,
         settings,
         max_examples,
         example,
@@ -367,6 +379,7 @@ def check_unit_jacobian(
     max_examples: int | None = None,
     kinks: str = "redraw",
     autograd: bool | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
     name: str | None = None,
     settings: Any = None,
     example: tuple[Sequence[Any], Any] | None = None,
@@ -422,6 +435,7 @@ def check_unit_jacobian(
         sizes,
         kinks,
         autograd,
+        timeout,
         settings,
         max_examples,
         example,
@@ -456,13 +470,14 @@ def _check(
     sizes: Mapping[str, int | tuple[int, int]] | None,
     kinks: str,
     autograd: bool | None,
+    timeout: float | None,
     settings: Any,
     max_examples: int | None,
     example: Any,
     derived: Any = None,
 ) -> LayerCheck:
     __tracebackhide__ = True
-    options = _options(kinks, autograd)
+    options = _options(kinks, autograd, timeout)
     plan = make_plan(layer, dtypes, min_size, max_size, sizes, derived)
     settings_for(settings, max_examples)  # validates max_examples before anything runs
     return run(

@@ -9,8 +9,11 @@ goes to the `collect()` block around it, passed or not (the pytest plugin's summ
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +22,13 @@ import numpy as np
 
 from gradcheck.adapters import qualified_name
 from gradcheck.checker import Verdict
-from gradcheck.errors import GradcheckError, GradientMismatch, NondeterministicError, UsageError
+from gradcheck.errors import (
+    GradcheckError,
+    GradientMismatch,
+    NondeterministicError,
+    UsageError,
+    UserTimeoutError,
+)
 from gradcheck.report import Failure
 from gradcheck.summary import LayerCheck
 from gradcheck.user_draw import Plan, case_from_example, cases, decode, reproduction
@@ -193,6 +202,37 @@ def _hypothesis(
         ) from error
 
 
+class _Deadline(BaseException):
+    """Raised by the timer inside user code. A BaseException, so that the `except
+    Exception` around user calls (which turns their errors into reports) lets it through."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Stop the block with _Deadline after `seconds`, where a POSIX timer can: in the main
+    thread of a process with SIGALRM (elsewhere the block runs unlimited)."""
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise _Deadline
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    # at least a microsecond: setitimer reads a delay that rounds to 0 as "no timer"
+    signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-6))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _one(
     layer: UserLayer,
     source: Mapping[str, Any],
@@ -204,7 +244,19 @@ def _one(
     inside: bool,
 ) -> None:
     __tracebackhide__ = True
-    result = check_example(layer, case, options, memo)
+    if memo.timed_out is not None:  # shrinking a hang would wait out the deadline each time
+        raise memo.timed_out
+    try:
+        with time_limit(options.timeout):
+            result = check_example(layer, case, options, memo)
+    except _Deadline:
+        memo.timed_out = UserTimeoutError(
+            f"{layer.name}: an example took longer than timeout={options.timeout} s and was "
+            f"stopped (raise timeout= for slow layers, or look for a loop that never ends)\n"
+            f"{case.describe()}",
+            case=case,
+        )
+        raise memo.timed_out from None
     summary.add(result)
     if result.verdict is Verdict.NON_DIFFERENTIABLE:
         summary.message = result.message

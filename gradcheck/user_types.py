@@ -15,6 +15,8 @@ import numpy as np
 from gradcheck.checker import Comparison, Verdict
 from gradcheck.signature import Signature
 
+#: Seconds one example may take, by default, before the user's code is stopped.
+DEFAULT_TIMEOUT = 60.0
 #: Arrays with more entries than this are summarised (shape and range) in messages.
 SHOWN_ARRAY_SIZE = 24
 
@@ -45,10 +47,12 @@ class UserLayer:
 class Options:
     """kinks: "redraw" (a draw at a kink is non-differentiable) or "subgradient" (the
     hand-written gradient must lie between the one-sided differences there). autograd:
-    None detects it, True requires it, False skips it."""
+    None detects it, True requires it, False skips it. timeout: seconds one example may
+    take before the user's code is stopped (None: no limit)."""
 
     kinks: str = "redraw"
     autograd: bool | None = None
+    timeout: float | None = None
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Memo:
     diagnosis reads together."""
 
     autograd_skipped: str | None = None
+    timed_out: Any = None  # the UserTimeoutError of a hanging example, raised again at once
     failing: list[Any] = field(default_factory=list)  # Evidence of failing draws, to diagnose
 
 

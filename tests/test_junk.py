@@ -159,6 +159,7 @@ USER_OPTIONS = [
     "max_examples",
     "kinks",
     "autograd",
+    "timeout",
     "name",
     "example",
 ]

@@ -3,6 +3,9 @@ shrunk counterexample, and misbehaving code is reported for what it is."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+
 import autograd.numpy as anp
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from gradcheck.errors import (
     UsageError,
     UserCodeError,
     UserOutputError,
+    UserTimeoutError,
 )
 from gradcheck.user import collect
 
@@ -537,6 +541,24 @@ def test_an_exception_in_user_code_is_reported_with_its_traceback_and_case():
     assert isinstance(raised.value.__cause__, ValueError)
 
 
+def _hanging_backward(dout, x):
+    while True:  # a loop that never ends, hidden from `except Exception` as in real code
+        with contextlib.suppress(Exception):
+            sum(range(1000))
+
+
+def test_a_backward_that_never_returns_is_stopped_by_the_timeout_and_named():
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(UserTimeoutError) as raised:
+        gradcheck.check_backward(
+            lambda x: 2.0 * x, _hanging_backward, signature="(n)->(n)", timeout=0.2
+        )
+    message = str(raised.value)
+    assert "longer than timeout=0.2 s" in message and "sizes n=" in message
+    assert isinstance(raised.value, GradcheckError)
+    assert signal.getsignal(signal.SIGALRM) is before  # the user's own handler is put back
+
+
 @pytest.mark.parametrize(
     ("options", "words"),
     [
@@ -550,6 +572,10 @@ def test_an_exception_in_user_code_is_reported_with_its_traceback_and_case():
         ({"kinks": "ignore"}, "'redraw' or 'subgradient'"),
         ({"max_examples": 0}, "positive integer"),
         ({"max_size": 40}, "lower max_size"),
+        ({"timeout": 0}, "timeout must be a positive number"),
+        ({"timeout": float("nan")}, "timeout must be a positive number"),
+        ({"timeout": "5"}, "timeout must be a positive number"),
+        ({"timeout": True}, "timeout must be a positive number"),
     ],
 )
 def test_bad_options_raise_a_usage_error_naming_them(options, words):
