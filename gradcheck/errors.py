@@ -56,6 +56,11 @@ class UserOutputError(UserCodeError):
     dtype, or something that is not an array."""
 
 
+class AliasedOutputError(UserOutputError):
+    """User code returned an array that shares memory with one of its arguments (pass
+    allow_aliases=True where such views are intended)."""
+
+
 class UserTimeoutError(UserCodeError):
     """User code did not return within the per-example deadline (timeout=) and was stopped."""
 

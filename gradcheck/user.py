@@ -132,7 +132,9 @@ def _name(name: Any, default: str) -> str:
     return name
 
 
-def _options(kinks: str, autograd: bool | None, timeout: float | None) -> Options:
+def _options(
+    kinks: str, autograd: bool | None, timeout: float | None, allow_aliases: bool
+) -> Options:
     if not isinstance(kinks, str) or kinks not in _KINKS:
         raise UsageError(f"kinks must be 'redraw' or 'subgradient', got {kinks!r}")
     if not (autograd is None or isinstance(autograd, bool)):
@@ -141,7 +143,9 @@ def _options(kinks: str, autograd: bool | None, timeout: float | None) -> Option
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
     ):
         raise UsageError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    return Options(kinks=kinks, autograd=autograd, timeout=timeout)
+    if not isinstance(allow_aliases, bool):
+        raise UsageError(f"allow_aliases must be True or False, got {allow_aliases!r}")
+    return Options(kinks=kinks, autograd=autograd, timeout=timeout, allow_aliases=allow_aliases)
 
 
 def _callable(value: Any, what: str) -> None:
@@ -167,6 +171,7 @@ def check_backward(
     kinks: str = "redraw",
     autograd: bool | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    allow_aliases: bool = False,
     name: str | None = None,
     settings: Any = None,
     example: tuple[Sequence[Any], Any] | None = None,
@@ -189,9 +194,12 @@ def check_backward(
     it when the forward is traceable (written with autograd.numpy), True requires it,
     False skips it. timeout: seconds one example may take before the user's code is
     stopped with UserTimeoutError (default 60; None: no limit; stopping needs the main
-    thread of a POSIX process). name: the layer's name in summaries and reports. settings: parent
-    hypothesis settings. example: (arguments, dout) checks that one case instead of
-    drawing (what a reproduction snippet does).
+    thread of a POSIX process). allow_aliases: accept a forward output or a gradient
+    that shares memory with an argument (a view such as x.reshape(...)); by default that
+    raises AliasedOutputError, because a caller updating one in place (W -= lr * dW,
+    dx += ...) silently changes the other. name: the layer's name in summaries and
+    reports. settings: parent hypothesis settings. example: (arguments, dout) checks that
+    one case instead of drawing (what a reproduction snippet does).
 
     Returns the LayerCheck; raises GradientMismatch for a wrong gradient,
     UserCodeError (and subclasses) for misbehaving user code, UsageError for bad
@@ -224,6 +232,7 @@ def check_backward(
         kinks,
         autograd,
         timeout,
+        allow_aliases,
         settings,
         max_examples,
         example,
@@ -245,6 +254,7 @@ def check_backward_cached(
     kinks: str = "redraw",
     autograd: bool | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    allow_aliases: bool = False,
     name: str | None = None,
     settings: Any = None,
     example: tuple[Sequence[Any], Any] | None = None,
@@ -280,6 +290,7 @@ def check_backward_cached(
         kinks,
         autograd,
         timeout,
+        allow_aliases,
         settings,
         max_examples,
         example,
@@ -302,6 +313,7 @@ def check_layer_object(
     kinks: str = "redraw",
     autograd: bool | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    allow_aliases: bool = False,
     name: str | None = None,
     settings: Any = None,
     example: tuple[Sequence[Any], Any] | None = None,
@@ -358,6 +370,7 @@ def check_layer_object(
         kinks,
         autograd,
         timeout,
+        allow_aliases,
         settings,
         max_examples,
         example,
@@ -380,6 +393,7 @@ def check_unit_jacobian(
     kinks: str = "redraw",
     autograd: bool | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    allow_aliases: bool = False,
     name: str | None = None,
     settings: Any = None,
     example: tuple[Sequence[Any], Any] | None = None,
@@ -436,6 +450,7 @@ def check_unit_jacobian(
         kinks,
         autograd,
         timeout,
+        allow_aliases,
         settings,
         max_examples,
         example,
@@ -471,13 +486,15 @@ def _check(
     kinks: str,
     autograd: bool | None,
     timeout: float | None,
+    allow_aliases: bool,
     settings: Any,
     max_examples: int | None,
     example: Any,
     derived: Any = None,
 ) -> LayerCheck:
     __tracebackhide__ = True
-    options = _options(kinks, autograd, timeout)
+    options = _options(kinks, autograd, timeout, allow_aliases)
+    source = {**source, "options": options}  # the reproduction repeats the options
     plan = make_plan(layer, dtypes, min_size, max_size, sizes, derived)
     settings_for(settings, max_examples)  # validates max_examples before anything runs
     return run(

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from gradcheck.errors import (
+    AliasedOutputError,
     GradcheckError,
     InputMutationError,
     NondeterministicError,
@@ -53,10 +54,15 @@ def call_user(
     role: str,
     names: Sequence[str],
     case: UserCase,
+    *,
+    aliases: list[AliasedOutputError] | None = None,
 ) -> Any:
     """function(*copies of arguments), with what it raises reported as UserCodeError
     (with the user's traceback and the case), and its inputs compared bit for bit
-    before and after: a function that changes them raises InputMutationError."""
+    before and after: a function that changes them raises InputMutationError. With a
+    list `aliases`, a returned array (the result, or an item of a returned tuple) that
+    shares memory with an argument adds an AliasedOutputError to it, for the caller to
+    raise once it knows whether the gradient is right (a wrong one is the bigger news)."""
     copies = [np.array(a, copy=True) for a in arguments]
     try:
         result = function(*copies)
@@ -86,7 +92,28 @@ def call_user(
                 function=role,
                 case=case,
             )
+    if aliases is not None:
+        aliases.extend(_aliasing(result, copies, role, names, case))
     return result
+
+
+def _aliasing(
+    result: Any, copies: Sequence[np.ndarray], role: str, names: Sequence[str], case: UserCase
+) -> Iterator[AliasedOutputError]:
+    items = result if isinstance(result, tuple | list) else (result,)
+    for position, item in enumerate(items):
+        for name, argument in zip(names, copies, strict=True):
+            if isinstance(item, np.ndarray) and np.may_share_memory(item, argument):
+                what = "its output" if len(items) == 1 else f"item {position} of its result"
+                yield AliasedOutputError(
+                    f"{role} returned {what} sharing memory with its argument {name} (the "
+                    "array itself or a view of it). A caller that updates one in place "
+                    "(W -= lr * dW, dx += ...) silently changes the other: return a copy "
+                    f"(e.g. {name}.copy()), or pass allow_aliases=True if the view is "
+                    f"intended\n{case.describe()}",
+                    function=role,
+                    case=case,
+                )
 
 
 def _as_array(value: Any, role: str, what: str, case: UserCase) -> np.ndarray:
@@ -177,12 +204,18 @@ def gradients(value: Any, layer: UserLayer, case: UserCase) -> list[np.ndarray]:
 # ---- the user's code, as the user runs it ---------------------------------------------------
 
 
-def run_user_code(layer: UserLayer, case: UserCase) -> tuple[np.ndarray, list[np.ndarray]]:
+def run_user_code(
+    layer: UserLayer, case: UserCase
+) -> tuple[np.ndarray, list[np.ndarray], list[AliasedOutputError]]:
     """The forward's output and the backward's gradients in the case's dtype, each
-    computed twice and required to agree bit for bit; the output must be finite."""
+    computed twice and required to agree bit for bit (the output must be finite), and
+    the AliasedOutputError of each of them that shares memory with an argument."""
     names = layer.argument_names
+    aliases: list[AliasedOutputError] = []
     out = forward_output(
-        call_user(layer.forward, case.arguments, "forward", names, case), layer, case
+        call_user(layer.forward, case.arguments, "forward", names, case, aliases=aliases),
+        layer,
+        case,
     )
     again = forward_output(
         call_user(layer.forward, case.arguments, "forward", names, case), layer, case
@@ -208,7 +241,9 @@ def run_user_code(layer: UserLayer, case: UserCase) -> tuple[np.ndarray, list[np
     arguments = (case.dout, *case.arguments)
     backward_names = ("dout", *names)
     grads = gradients(
-        call_user(layer.backward, arguments, "backward", backward_names, case), layer, case
+        call_user(layer.backward, arguments, "backward", backward_names, case, aliases=aliases),
+        layer,
+        case,
     )
     repeat = gradients(
         call_user(layer.backward, arguments, "backward", backward_names, case), layer, case
@@ -221,7 +256,7 @@ def run_user_code(layer: UserLayer, case: UserCase) -> tuple[np.ndarray, list[np
                 function="backward",
                 case=case,
             )
-    return out, grads
+    return out, grads, aliases
 
 
 def reference_forward(

@@ -301,6 +301,11 @@ def reproduction(source: Mapping[str, Any], layer: UserLayer, case: UserCase) ->
     call.append(f"    signature={str(layer.signature)!r},")
     if any(b is not None for b in layer.bounds):
         call.append(f"    bounds={list(layer.bounds)!r},")
+    options = source.get("options")
+    if options is not None and options.kinks != "redraw":
+        call.append(f"    kinks={options.kinks!r},")
+    if options is not None and options.allow_aliases:
+        call.append("    allow_aliases=True,")
     names = [_variable(name) for name in case.names]
     call.append(f"    example=(({', '.join(names)}{',' * (len(names) == 1)}), dout),")
     call.append(")")

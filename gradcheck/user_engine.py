@@ -93,7 +93,7 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         return now
 
     # 1. the user's code as the user runs it, and how far its gradients may be from exact
-    out, grads = run_user_code(layer, case)
+    out, grads, aliases = run_user_code(layer, case)
     mark = lap("user code", started)
     hand_bounds, hand_model = hand_written_bounds(layer, case, grads)
     arguments64, dout64, out64 = reference_forward(layer, case, out)
@@ -161,6 +161,8 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
     if ad is not None:
         models["autograd"] = ad.reason
     verdict, message = verdict_of(layer, findings, ran, skipped, models)
+    if verdict is Verdict.PASS and aliases and not options.allow_aliases:
+        memo.alias(aliases[0])
     diagnosis = None
     per_entry = ad is not None or all(fd[k].directions is None for k in layer.wrt)
     if verdict is Verdict.MISMATCH and per_entry:  # probes give no per-entry reference

@@ -105,6 +105,8 @@ def run(
                 ["gradcheck.user", layer.style, layer.name, str(layer.signature), *functions]
             )
             _hypothesis(layer, source, plan, options, memo, summary, settings, max_examples, key)
+        if memo.aliased is not None:
+            raise memo.aliased
         summary.outcome = "passed"
         if summary.examples == 0:
             summary.message = f"every draw was non-differentiable (the last: {summary.message})"

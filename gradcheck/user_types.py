@@ -48,11 +48,13 @@ class Options:
     """kinks: "redraw" (a draw at a kink is non-differentiable) or "subgradient" (the
     hand-written gradient must lie between the one-sided differences there). autograd:
     None detects it, True requires it, False skips it. timeout: seconds one example may
-    take before the user's code is stopped (None: no limit)."""
+    take before the user's code is stopped (None: no limit). allow_aliases: accept
+    outputs that share memory with the arguments."""
 
     kinks: str = "redraw"
     autograd: bool | None = None
     timeout: float | None = None
+    allow_aliases: bool = False
 
 
 @dataclass
@@ -65,6 +67,13 @@ class Memo:
     autograd_skipped: str | None = None
     timed_out: Any = None  # the UserTimeoutError of a hanging example, raised again at once
     failing: list[Any] = field(default_factory=list)  # Evidence of failing draws, to diagnose
+    aliased: Any = None  # the AliasedOutputError of the smallest passing case that aliased
+
+    def alias(self, error: Any) -> None:
+        """Keep the aliasing of the smallest case: it is raised only after the search,
+        when no wrong gradient was found (which would be the bigger news)."""
+        if self.aliased is None or error.case.entries < self.aliased.case.entries:
+            self.aliased = error
 
 
 def format_array(value: np.ndarray) -> str:
@@ -92,6 +101,11 @@ class UserCase:
 
     def arrays(self) -> tuple[tuple[str, np.ndarray], ...]:
         return (*zip(self.names, self.arguments, strict=True), ("dout", self.dout))
+
+    @property
+    def entries(self) -> int:
+        """How many numbers the case holds (arguments and dout)."""
+        return sum(array.size for _, array in self.arrays())
 
     def describe(self) -> str:
         sizes = ", ".join(f"{name}={size}" for name, size in self.sizes.items()) or "none"

@@ -160,6 +160,7 @@ USER_OPTIONS = [
     "kinks",
     "autograd",
     "timeout",
+    "allow_aliases",
     "name",
     "example",
 ]

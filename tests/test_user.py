@@ -13,6 +13,7 @@ from autograd.extend import defvjp, primitive
 
 import gradcheck
 from gradcheck.errors import (
+    AliasedOutputError,
     CoupledLayerError,
     GradcheckError,
     GradientMismatch,
@@ -153,6 +154,71 @@ def test_the_reproduction_rebuilds_the_case_and_fails_the_same_way():
     assert again.value.case.sizes == raised.value.case.sizes
     for first, second in zip(again.value.case.arguments, raised.value.case.arguments, strict=True):
         assert first.tobytes() == second.tobytes() and first.dtype == second.dtype
+
+
+def identity_backward_returning_dout(dout, x):
+    return dout  # right, but the caller's dout and dx are now one array
+
+
+def flatten_forward(x):
+    return x.reshape(x.shape[0], -1)  # a view of x
+
+
+def test_a_gradient_that_is_the_callers_dout_is_refused_unless_views_are_allowed():
+    with pytest.raises(AliasedOutputError) as raised:
+        gradcheck.check_backward(
+            lambda x: 1.0 * x, identity_backward_returning_dout, signature="(n)->(n)"
+        )
+    message = str(raised.value)
+    assert "backward returned its output sharing memory with its argument dout" in message
+    assert "allow_aliases=True" in message and raised.value.function == "backward"
+    summary = gradcheck.check_backward(
+        lambda x: 1.0 * x,
+        identity_backward_returning_dout,
+        signature="(n)->(n)",
+        allow_aliases=True,
+        max_examples=FEW,
+    )
+    assert summary.passed
+
+
+def test_a_forward_that_returns_a_view_of_its_input_is_refused_unless_allowed():
+    def flatten_backward(dout, x):
+        return dout.copy()
+
+    with pytest.raises(AliasedOutputError, match="forward returned its output sharing memory"):
+        gradcheck.check_backward(flatten_forward, flatten_backward, signature="(n,i)->(n,i)")
+    assert gradcheck.check_backward(
+        flatten_forward,
+        flatten_backward,
+        signature="(n,i)->(n,i)",
+        allow_aliases=True,
+        max_examples=FEW,
+    ).passed
+
+
+def bias_gradient_of_the_first_row(dout, x, w, b):
+    return dout @ w.T, x.T @ dout, dout[0]  # a view of dout, and wrong for N > 1
+
+
+def test_a_wrong_gradient_is_reported_before_an_alias_and_the_snippet_keeps_the_options():
+    with pytest.raises(GradientMismatch) as raised:
+        gradcheck.check_backward(
+            affine_forward,
+            bias_gradient_of_the_first_row,
+            signature=AFFINE,
+            kinks="subgradient",
+        )
+    assert raised.value.case.sizes["n"] == 2  # N = 1 hides the bug (and only aliases)
+    snippet = raised.value.reproduction
+    assert "kinks='subgradient'," in snippet and "allow_aliases" not in snippet
+    with pytest.raises(GradientMismatch) as allowed:
+        gradcheck.check_backward(
+            affine_forward, bias_gradient_of_the_first_row, signature=AFFINE, allow_aliases=True
+        )
+    assert "allow_aliases=True," in allowed.value.reproduction
+    with pytest.raises(GradientMismatch):
+        exec(allowed.value.reproduction, {})
 
 
 def test_autograd_runs_when_the_forward_is_written_with_autograd_numpy():
@@ -576,6 +642,7 @@ def test_a_backward_that_never_returns_is_stopped_by_the_timeout_and_named():
         ({"timeout": float("nan")}, "timeout must be a positive number"),
         ({"timeout": "5"}, "timeout must be a positive number"),
         ({"timeout": True}, "timeout must be a positive number"),
+        ({"allow_aliases": "yes"}, "allow_aliases must be True or False"),
     ],
 )
 def test_bad_options_raise_a_usage_error_naming_them(options, words):
