@@ -48,6 +48,7 @@ from gradcheck.results import (
     Verdict,
     call_hand_written,
     check_options,
+    closest_detail,
     compare,
     mismatch_message,
     validated,
@@ -558,13 +559,6 @@ class _Batch:
                 f"depends on other units' parameters){share}, so the compact form A = δ ⊙ B "
                 "is not the parameter gradient",
             )
-        closest = max(comparisons, key=lambda c: c.worst_ratio, default=None)
-        detail = ""
-        if closest is not None:
-            symbol = "z" if closest.target == "inputs" else "θ"
-            detail = (
-                f" (closest: {closest.oracle} on ∂E/∂{symbol} at "
-                f"{closest.worst_ratio:.2g} of its bound)"
-            )
+        detail = closest_detail(comparisons)
         kink = " at a kink, within the one-sided differences" if self.at_kink[k] else ""
         return result(Verdict.PASS, f"pass{kink}: {len(comparisons)} comparisons agree{detail}")

@@ -79,6 +79,7 @@ from gradcheck.results import (
     Verdict,
     call_hand_written,
     check_options,
+    closest_detail,
     compare,
     mismatch_message,
     validated,
@@ -569,14 +570,7 @@ class _LargeCheck:
             )
         if failures:
             return result(Verdict.MISMATCH, mismatch_message(failures[0]))
-        closest = max(comparisons, key=lambda c: c.worst_ratio, default=None)
-        detail = ""
-        if closest is not None:
-            symbol = "z" if closest.target == "inputs" else "θ"
-            detail = (
-                f" (closest: {closest.oracle} on ∂E/∂{symbol} at "
-                f"{closest.worst_ratio:.2g} of its bound)"
-            )
+        detail = closest_detail(comparisons)
         blocks = -(-self.theta.shape[0] // self.plan.block_units)
         return result(
             Verdict.PASS,

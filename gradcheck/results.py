@@ -305,6 +305,16 @@ def check_options(
     return Options(tuple(oracles), finite_differences, probes, kinks)
 
 
+def closest_detail(comparisons: Sequence[Comparison]) -> str:
+    """The tail of a pass message naming the comparison nearest its bound, as in
+    ' (closest: autograd on ∂E/∂θ at 0.31 of its bound)'; empty without comparisons."""
+    closest = max(comparisons, key=lambda c: c.worst_ratio, default=None)
+    if closest is None:
+        return ""
+    symbol = "z" if closest.target == "inputs" else "θ"
+    return f" (closest: {closest.oracle} on ∂E/∂{symbol} at {closest.worst_ratio:.2g} of its bound)"
+
+
 def mismatch_message(comparison: Comparison, diagnosis: Diagnosis | None = None) -> str:
     where = ", ".join(f"{name} {index}" for name, index in comparison.worst_entry.items())
     target = "∂E/∂z (formula 1)" if comparison.target == "inputs" else "∂E/∂θ (formula 2)"
