@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 import multiprocessing
 import signal
+import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -361,13 +363,42 @@ def run_cells(
     KeyboardInterrupt the pool's workers are terminated and the interrupt propagates;
     every cell that finished has been handed over."""
     jobs = [(spec, examples, seed, database) for spec in specs]
-    if workers <= 1:
-        for job in jobs:
-            on_outcome(*_run_packed(job))
+    with _interrupts_remembered() as interrupted:
+        if workers <= 1:
+            for job in jobs:
+                on_outcome(*_run_packed(job))
+                interrupted()
+            return
+        with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
+            for spec, outcome in pool.imap_unordered(_run_packed, jobs):
+                on_outcome(spec, outcome)  # leaving the block terminates the workers
+                interrupted()
+
+
+@contextmanager
+def _interrupts_remembered() -> Iterator[Callable[[], None]]:
+    """Ctrl-C raises KeyboardInterrupt as usual and is remembered: Python drops an
+    exception raised where it cannot propagate (a gc callback, which hypothesis installs,
+    prints "Exception ignored"), so the loop asks the returned function between cells,
+    and it raises KeyboardInterrupt for a Ctrl-C that was lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None  # only the main thread receives signals
         return
-    with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
-        for spec, outcome in pool.imap_unordered(_run_packed, jobs):
-            on_outcome(spec, outcome)  # leaving the block terminates the workers
+    seen: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    def interrupted() -> None:
+        if seen:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def default_database() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -207,6 +208,28 @@ def test_interrupt_leaves_a_valid_partial_report(tmp_path):
     jsonschema.validate(data, load_schema())
     assert data["status"] == "interrupted" and 2 <= len(data["cells"]) < 376
     assert "interrupted" in err
+
+
+def test_a_ctrl_c_that_python_drops_still_stops_the_campaign_between_cells():
+    from gradcheck import campaign
+
+    specs = campaign.cells(layer_types=["dense"], activations=["tanh", "sin", "cube"])
+    finished = []
+
+    def on_outcome(spec, outcome):
+        finished.append(spec.key)
+        # As in a gc callback: the KeyboardInterrupt of this Ctrl-C is raised and dropped.
+        with contextlib.suppress(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)  # the handler runs here, well before the sleep ends
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        campaign.run_cells(
+            specs, examples=5, seed=0, database=None, workers=1, on_outcome=on_outcome
+        )
+    assert len(finished) == 1 and len(specs) == 6
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 @pytest.mark.skipif(os.cpu_count() == 1, reason="needs two cores")
