@@ -49,6 +49,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _report_options(command: argparse.ArgumentParser) -> None:
+    """--out and --no-html, shared by the commands that write a report."""
+    command.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="where to write the report (default: reports/)",
+    )
+    command.add_argument("--no-html", action="store_true", help="skip report.html")
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog="gradcheck",
@@ -105,20 +117,13 @@ def _parser() -> _Parser:
         metavar="K/N",
         help="run only shard K of N (merge the shards' reports with `gradcheck report --merge`)",
     )
-    run.add_argument(
-        "--out",
-        type=Path,
-        default=Path("reports"),
-        metavar="DIR",
-        help="where to write the report (default: reports/)",
-    )
+    _report_options(run)
     run.add_argument(
         "--database",
         default=None,
         metavar="DIR",
         help="the example database (default: .hypothesis/examples)",
     )
-    run.add_argument("--no-html", action="store_true", help="skip report.html")
     run.set_defaults(handler=_command_run)
 
     check = commands.add_parser(
@@ -146,14 +151,7 @@ def _parser() -> _Parser:
         metavar="A,B",
         help="dtypes (default: the spec's, else float64)",
     )
-    check.add_argument(
-        "--out",
-        type=Path,
-        default=Path("reports"),
-        metavar="DIR",
-        help="where to write the report (default: reports/)",
-    )
-    check.add_argument("--no-html", action="store_true", help="skip report.html")
+    _report_options(check)
     check.set_defaults(handler=_command_check)
 
     listing = commands.add_parser(
