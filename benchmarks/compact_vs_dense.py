@@ -1,5 +1,5 @@
 """Compact A = Σ_n diag(δ_n) B_n against the J x JP block-diagonal product, explicit and
-sparse: time and peak memory as J·P grows, in the same run.
+block by block: time and peak memory as J·P grows, in the same run.
 
     python benchmarks/compact_vs_dense.py [--units 8 16 32 64 128 256 512 1024 2048]
         [--batch 4] [--repeats 5] [--explicit-cap 2e9]
@@ -11,8 +11,8 @@ evaluated from the same random δ (N x J) and B (N x J x P):
 - compact: `gradcheck.compact.compact_gradient`, O(N J P) time and O(J P) memory;
 - explicit: δ_n times the explicit block-diagonal matrix blockdiag(B_n) (N x J x JP),
   O(N J² P) time and memory; run only while that matrix fits in --explicit-cap bytes;
-- sparse: the same matrix in CSR form with its N·J·P nonzeros (`compact.dense_gradient`
-  above its budget), O(N J P).
+- blockwise: the same product one diagonal block at a time, δ_:jᵀ B_:j for every unit j
+  (`compact.dense_gradient` above its budget), O(N J P).
 
 Times are medians of --repeats runs; peak memory is tracemalloc's peak during one run
 (numpy reports its allocations to tracemalloc), above what was allocated before, and is
@@ -66,8 +66,8 @@ def run(units: list[int], batch: int, repeats: int, explicit_cap: float) -> list
             ],
             repeats,
         )
-        row.update(sparse_seconds=seconds, sparse_peak_bytes=peak,
-                   sparse_max_difference=float(np.abs(product - reference).max()))  # fmt: skip
+        row.update(blockwise_seconds=seconds, blockwise_peak_bytes=peak,
+                   blockwise_max_difference=float(np.abs(product - reference).max()))  # fmt: skip
         if batch * j * j * p * 8 <= explicit_cap:
             seconds, peak, product = measure(
                 lambda d=delta, b=unit_jacobian: compact.dense_gradient(
@@ -90,7 +90,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (times, memories) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name in ("compact", "sparse", "explicit"):
+    for name in ("compact", "blockwise", "explicit"):
         points = [(r["entries"], r[f"{name}_seconds"], r[f"{name}_peak_bytes"])
                   for r in rows if f"{name}_seconds" in r]  # fmt: skip
         if not points:

@@ -19,6 +19,11 @@ tracemalloc would not see it, and RSS treats both tools alike. For gradcheck the
 also reports tracemalloc's peak (numpy's own allocations). Both are given above the
 memory in use before the check (inputs included there), as a multiple of θ's bytes.
 
+Beside each full check: its seconds per stage (`CheckResult.seconds`), the same check
+with one probe (finite_differences="probes", probes=1: torch's fast mode makes one random
+projection), and the least any check of the layer must spend, the catalogue's
+hand-written B, ∂f/∂z, A and δ_in on plain arrays with no bound and no oracle.
+
 Also measured, in the same run:
 - power: a 1024 x 1024 layer whose hand-written B has one wrong entry (0.1 % off); is it
   caught by gradcheck, and by torch's fast mode on a torch.autograd.Function with the
@@ -72,6 +77,26 @@ def gradcheck_run(size: int, layer: Any = "dense", **options: Any) -> Any:
     start = time.perf_counter()
     result = check(case, **options)
     return time.perf_counter() - start, result
+
+
+def plain_hand_written_seconds(size: int) -> float:
+    """The least any check of this layer must spend: the catalogue's hand-written B and
+    ∂f/∂z, A and δ_in on plain arrays, in the blocks the large path uses, with no error
+    bound and no oracle."""
+    from gradcheck import compact
+    from gradcheck.activations import ACTIVATIONS
+    from gradcheck.large import make_plan
+    from gradcheck.layers import LAYER_TYPES
+
+    z, theta, delta = case_arrays(size)
+    phi, dense = ACTIVATIONS["tanh"], LAYER_TYPES["dense"]
+    plan = make_plan(batch=BATCH, inputs=size, units=size, parameters=size + 1)
+    start = time.perf_counter()
+    for first in range(0, size, plan.block_units):
+        rows = slice(first, first + plan.block_units)
+        compact.compact_gradient(delta[:, rows], dense.unit_jacobian(z, theta[rows], phi))
+        compact.input_gradient(delta[:, rows], dense.input_jacobian(z, theta[rows], phi))
+    return time.perf_counter() - start
 
 
 def torch_inputs(size: int) -> tuple[Any, ...]:
@@ -290,21 +315,38 @@ def scale(sizes: list[int], repeats: int, slow_cap: float) -> list[dict[str, Any
     slow_last: tuple[int, float] | None = None
     for size in sizes:
         n = size * (size + 1)
-        ours, fast = [], []
+        ours, fast, stages, plain, one_probe = [], [], [], [], []
         verdict = None
         for _ in range(repeats):
             seconds, result = gradcheck_run(size)
             ours.append(seconds)
+            stages.append(result.seconds)
             verdict = str(result.verdict)
+            plain.append(plain_hand_written_seconds(size))
+            one_probe.append(gradcheck_run(size, finite_differences="probes", probes=1)[0])
             if torch_ok:
                 fast.append(torch_run(size, True)[0])
-        row: dict[str, Any] = {"size": size, "parameters": n, "theta_bytes": n * 8,
-                               "gradcheck_seconds": statistics.median(ours), "gradcheck_runs": ours,
-                               "gradcheck_verdict": verdict}  # fmt: skip
+        row: dict[str, Any] = {
+            "size": size,
+            "parameters": n,
+            "theta_bytes": n * 8,
+            "gradcheck_seconds": statistics.median(ours),
+            "gradcheck_runs": ours,
+            "gradcheck_verdict": verdict,
+            "gradcheck_stage_seconds": {
+                stage: statistics.median(s.get(stage, 0.0) for s in stages) for stage in stages[0]
+            },
+            "plain_hand_written_seconds": statistics.median(plain),
+            "gradcheck_one_probe_seconds": statistics.median(one_probe),
+        }
         if torch_ok:
             row["torch_fast_seconds"] = statistics.median(fast)
             row["torch_fast_runs"] = fast
             row["ratio_to_torch_fast"] = row["gradcheck_seconds"] / row["torch_fast_seconds"]
+            for key in ("plain_hand_written", "gradcheck_one_probe"):
+                row[f"{key}_ratio_to_torch_fast"] = (
+                    row[f"{key}_seconds"] / row["torch_fast_seconds"]
+                )
             # Without a measurement at a smaller size, only small layers are tried.
             if slow_last is None:
                 predicted = 0.0 if n <= SLOW_FIRST else math.inf

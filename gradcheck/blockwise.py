@@ -51,19 +51,22 @@ class Tally:
         ref = np.asarray(reference, dtype=np.float64)
         limit = np.broadcast_to(np.asarray(bound, dtype=np.float64), hand64.shape)
         with np.errstate(all="ignore"):
-            error = np.abs(hand64 - ref)
-            peak = float(np.max(error / limit))
+            # One temporary, reused: |hand - ref|, then its ratio to the bound.
+            error = np.subtract(hand64, ref)
+            np.abs(error, out=error)
             largest = float(np.max(error))
+            peak = float(np.max(np.divide(error, limit, out=error)))
         if not math.isfinite(peak):  # 0/0, x/0 or NaN somewhere: compare's careful rules
             peak = compare(
                 self.oracle, self.target, method, hand64[None], ref[None], limit[None], 0.0
             )[0].worst_ratio
+            error = np.abs(hand64 - ref)
             largest = float(np.nanmax(error)) if not np.isnan(error).all() else math.nan
         if peak > self.worst_ratio:
             self.worst_ratio, self.worst = peak, (method, hand64, ref, limit, offset)
         if not math.isnan(largest):
             self.max_error = largest if math.isnan(self.max_error) else max(self.max_error, largest)
-        magnitude = float(np.max(np.abs(ref)))
+        magnitude = max(float(np.max(ref)), -float(np.min(ref)))
         if not math.isfinite(magnitude):
             finite = np.abs(ref[np.isfinite(ref)])
             magnitude = float(finite.max()) if finite.size else 0.0
@@ -122,12 +125,16 @@ def reverse_mode(
 
 
 def signed_steps(rng: np.random.Generator, count: int, x: np.ndarray) -> np.ndarray:
-    """count directions s_k ⊙ h over x: random signs times each entry's step."""
-    signs = rng.integers(0, 2, size=(count,) + x.shape, dtype=np.int8)
-    directions = signs.astype(np.float64)
-    directions *= 2.0
-    directions -= 1.0
-    directions *= oracles.step_sizes(x)
+    """count directions s_k ⊙ h over x: random signs times each entry's step.
+
+    The signs are the bits of random bytes (one bit each, where drawing integers costs a
+    draw per sign); b·2h - h is exactly ±h, as 2h - h is.
+    """
+    size = count * x.size
+    bits = np.unpackbits(np.frombuffer(rng.bytes(-(-size // 8)), dtype=np.uint8), count=size)
+    steps = oracles.step_sizes(x)
+    directions = bits.reshape((count,) + x.shape) * (2.0 * steps)
+    directions -= steps
     return directions
 
 
@@ -151,17 +158,18 @@ def projections(directions: np.ndarray, gradient: Tracked, x: np.ndarray) -> Tra
     entry, so the extrapolated difference (4 D(w) - D(2w)) / 3 measures ⟨∇E, w_k⟩ only
     within (4/3 + 1/6) u Σ |∇E| (|x| + 2h) <= 2u Σ (|g| + e_g)(|x| + 2h).
     """
-    values = np.asarray(gradient.value, dtype=np.float64)
-    error = np.asarray(gradient.error, dtype=np.float64)
-    steps = oracles.step_sizes(x)
+    values = np.asarray(gradient.value, dtype=np.float64).ravel()
+    error = np.asarray(gradient.error, dtype=np.float64).ravel()
+    steps = oracles.step_sizes(x).ravel()
+    projected = directions.reshape(len(directions), -1) @ values
     magnitude = np.abs(values)
-    projected = directions.reshape(len(directions), -1) @ values.reshape(-1)
-    weight = error + tolerance.gamma(values.size + 1, np.float64) * magnitude
-    taken = (
-        2.0 * tolerance.unit_roundoff(np.float64) * (magnitude + error) * (np.abs(x) + 2.0 * steps)
-    )
-    bound = float(np.sum(steps * weight) + np.sum(taken))
-    return Tracked(projected, np.full(projected.shape, bound))
+    # Sums of products as dot products: Σ h (e + γ|g|) and Σ (|g| + e)(|x| + 2h).
+    weighted = steps @ error + tolerance.gamma(values.size + 1, np.float64) * (steps @ magnitude)
+    reach = np.abs(x, dtype=np.float64).ravel()
+    reach += 2.0 * steps
+    magnitude += error
+    taken = 2.0 * tolerance.unit_roundoff(np.float64) * (magnitude @ reach)
+    return Tracked(projected, np.full(projected.shape, float(weighted + taken)))
 
 
 def probe_comparison(

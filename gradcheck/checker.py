@@ -4,7 +4,7 @@
 the case's dtype, forms the compact gradient A = Σ_n diag(δ_n) B_n (formula 2) and the
 input gradient δ_in = δ · ∂f/∂z (formula 1), and holds both against the oracles:
 
-- dense: the same A through the explicit (or sparse) J × JP block-diagonal product, and,
+- dense: the same A through the J × JP block-diagonal product (explicit, or block by block), and,
   for rank-one layers, through the seed's outer product (δ ⊙ u) vᵀ;
 - autograd: ∂E/∂θ and ∂E/∂z by reverse mode in float64, and the whole Jacobian's
   unit-to-unit blocks, which measure the block-diagonal precondition;

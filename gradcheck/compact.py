@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-#: Above this many entries (N·J·J·P) the block-diagonal matrices are built sparse.
+#: Above this many entries (N·J·J·P) the block-diagonal product is formed block by block.
 EXPLICIT_DENSE_BUDGET = 1 << 20
 
 
@@ -54,30 +54,29 @@ def block_diagonal(unit_jacobian: np.ndarray) -> np.ndarray:
     return dense.reshape(*lead, j, j * p)
 
 
+def diagonal_block_products(delta: Any, unit_jacobian: Any) -> Any:
+    """Σ_n δ_n · blockdiag(B_n) formed one diagonal block at a time: (..., J, P).
+
+    Row j of δ_n · blockdiag(B_n) has only block j nonzero, δ_nj B_nj; summed over the
+    batch it is the product δ_:jᵀ B_:j of a 1 × N row and an N × P block, computed for every
+    j at once as a stack of matrix products. Neither the J × JP matrix nor its zeros exist.
+    """
+    rows = np.swapaxes(delta, -1, -2)[..., :, None, :]  # (..., J, 1, N)
+    blocks = np.swapaxes(unit_jacobian, -3, -2)  # (..., J, N, P)
+    return np.matmul(rows, blocks)[..., 0, :]
+
+
 def dense_gradient(
     delta: np.ndarray, unit_jacobian: np.ndarray, *, budget: int = EXPLICIT_DENSE_BUDGET
 ) -> tuple[np.ndarray, str]:
     """∂E/∂θ = Σ_n δ_n · blockdiag(B_n), reshaped to (..., J, P), and how it was formed.
 
-    Explicit matrices while they hold at most `budget` entries in all; above it, for each
-    case one sparse (NJ × JP) matrix with the NJP nonzeros, so memory stays O(NJP) and
-    the J × JP matrix is never materialised.
+    Explicit matrices while they hold at most `budget` entries in all; above it, block by
+    block (`diagonal_block_products`), so memory stays O(NJP) and the J × JP matrix is
+    never materialised.
     """
-    *lead, n, j, p = unit_jacobian.shape
+    *lead, j, p = unit_jacobian.shape[:-3] + unit_jacobian.shape[-2:]
     if unit_jacobian.size * j <= budget:
         product = np.einsum("...nj,...njk->...k", delta, block_diagonal(unit_jacobian))
         return product.reshape(*lead, j, p), "explicit"
-    import scipy.sparse
-
-    # Built in CSR form directly: row (n, j) holds its P nonzeros in columns j·P ... j·P + P - 1,
-    # already sorted, so scipy need not sort or sum duplicates (as it would from COO).
-    row_starts = np.arange(0, n * j * p + 1, p)
-    columns = np.tile(np.arange(j * p), n)
-    flat_jacobian = unit_jacobian.reshape(-1, n * j * p)
-    flat_delta = delta.reshape(-1, n * j)
-    products = []
-    for values, weights in zip(flat_jacobian, flat_delta, strict=True):
-        matrix = scipy.sparse.csr_matrix((values, columns, row_starts), shape=(n * j, j * p))
-        products.append(matrix.T @ weights)
-    product = np.asarray(products, dtype=unit_jacobian.dtype)
-    return product.reshape(*lead, j, p), "sparse"
+    return diagonal_block_products(delta, unit_jacobian), "block by block"

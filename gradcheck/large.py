@@ -12,15 +12,20 @@ For each block, with the error model of `gradcheck.tolerance` throughout:
 - hand-written: B_b, ∂f_b/∂z, A_b and the block's share of δ_in on Tracked arrays in the
   case's dtype (the running error bound of the user's own code);
 - dense: the block's rows of δ · blockdiag(B_1 … B_J) with `compact.dense_gradient`
-  (explicit J_b × J_bP, or CSR with the N·J_b·P nonzeros): the block-diagonal matrix is
-  block-diagonal in blocks of units too, so the J × JP matrix is never formed; and the
-  seed's outer product for rank-one layers;
-- autograd: one reverse pass through f(z; θ_b) on Tracked float64 arrays gives ∂E_b/∂θ_b,
-  exact per entry (every entry of A is compared), ∂E_b/∂z, and the forward's rounding;
+  (explicit J_b × J_bP, or block by block: the 1 × N by N × P product of each diagonal
+  block), so the J × JP matrix is never formed; and the seed's outer product for rank-one
+  layers;
+- autograd: ∂E_b/∂θ_b, exact per entry (every entry of A is compared), ∂E_b/∂z and the
+  forward's rounding, from a reverse pass through f(z; θ) on Tracked float64 arrays;
 - finite differences, "columns" while 4(P + I) evaluations of the layer are affordable
   (parameter p of every unit of the block at once: exact per entry because units are
   independent), otherwise K random signed probes of θ and K of z (below);
 - the kink test: the forward on Tracked arrays whose error is twice the step.
+
+Blocks are small (about 1/64 of N·J·P entries), so that the hand-written side's
+N × J_b × P arrays stay in cache; the reverse pass, the forward and the kink test, whose
+arrays are the size of θ_b rather than N times it, run once per pass of several blocks
+(`PASS_ENTRIES`), which keeps Python's share of their cost small.
 
 **Probes.** Along w = s ⊙ h (s random signs, h the step of each entry), a central
 difference of E at ±w and ±2w, extrapolated, estimates ⟨∇E, w⟩ within the bound
@@ -34,14 +39,15 @@ matter). `LARGE_PROBES` = 6 gives at most 1/64 for any error pattern whose large
 exceeds the bound, at 4 evaluations of the layer per probe. The per-entry guarantee comes
 from autograd, which compares every entry of A and δ_in.
 
-**Structure.** One reverse pass through the whole layer with δ kept on a random half S of
-the units: for a unit-partitioned layer the gradient of Σ_(i∈S) E_i on any row j ∉ S is
-exactly zero (the chain rule multiplies by δ_i = 0), so Σ_(j∉S) |∂E_S/∂θʲ| / Σ_j |∂E_S/∂θʲ|
-measures, without a copy of θ per unit, the share of the sampled units' gradient that
-crosses to other units (a pair of coupled units is split by S with probability 1/2).
+**Structure.** The whole layer is evaluated twice on one float64 copy of θ: before and
+after the rows of a random half of the units are moved by their finite-difference step.
+A unit-partitioned layer's outputs read only their own row of θ, so the outputs of the
+units left alone come out bit for bit the same (the same code on the same buffer); the
+share of the change in outputs that lands on them measures the coupling, and a pair of
+coupled units is split by the halves with probability 1/2.
 
-Memory: θ itself, one block's arrays (set by the block size), the accumulated δ_in and its
-references (N × I), and for the structure check one gradient the size of θ.
+Memory: θ itself, one block's and one pass's arrays (set by their sizes), the accumulated
+δ_in and its references (N × I), and for the structure check one copy of θ.
 Layers declared coupled never come here: per-block forwards would change them. Square
 layers (I = J, unit j reading input j) are checked in one block: their forward pairs
 units with inputs by position.
@@ -92,6 +98,10 @@ LARGE_PARAMETERS = 1 << 16
 #: (small enough for the cache and for memory, large enough that Python's per-block cost
 #: stays small beside numpy's).
 BLOCK_ENTRIES = (1 << 16, 1 << 18)
+#: A pass (the float64 forward, the kink test and autograd's reverse pass, for several
+#: blocks at once) holds N·J_pass·max(P, I) entries, at most this many and a quarter of θ:
+#: few passes keep Python's share of the cost small, and their arrays stay within memory.
+PASS_ENTRIES = 1 << 21
 #: "auto" uses column differences while 4(P + I) evaluations of the whole layer cost at
 #: most this many output-times-parameter products (N·J·P each), and probes above.
 COLUMN_WORK_BUDGET = 1 << 30
@@ -109,12 +119,18 @@ def applies(layer: LayerType, parameters: int, *, threshold: int | None = None) 
 @dataclass(frozen=True, kw_only=True)
 class Plan:
     """How a large case is checked: units per block, the finite-difference layout
-    ("columns" or "probes"), how many probes, and the seed of their signs."""
+    ("columns" or "probes"), how many probes, the seed of their signs, and units per pass
+    (a whole number of blocks)."""
 
     block_units: int
     layout: str
     probes: int
     seed: int = 0
+    pass_units: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pass_units < self.block_units:  # a pass is a whole number of blocks
+            object.__setattr__(self, "pass_units", self.block_units)
 
 
 def make_plan(
@@ -128,9 +144,10 @@ def make_plan(
     block_units: int | None = None,
     seed: int = 0,
 ) -> Plan:
-    """Blocks of about N·J·P / 64 entries (within BLOCK_ENTRIES); columns while
-    4(P + I)·N·J·P <= COLUMN_WORK_BUDGET under "auto" ("full" is taken as "columns":
-    for independent units they give the same entries), probes otherwise."""
+    """Blocks of about N·J·P / 64 entries (within BLOCK_ENTRIES), passes of as many blocks
+    as PASS_ENTRIES allows; columns while 4(P + I)·N·J·P <= COLUMN_WORK_BUDGET under "auto"
+    ("full" is taken as "columns": for independent units they give the same entries),
+    probes otherwise."""
     if block_units is None:
         low, high = BLOCK_ENTRIES
         budget = min(high, max(low, batch * units * parameters // 64))
@@ -143,7 +160,12 @@ def make_plan(
     elif layout == "full":
         layout = "columns"
     count = probes if probes is not None else LARGE_PROBES
-    return Plan(block_units=block_units, layout=layout, probes=count, seed=seed)
+    entries = min(PASS_ENTRIES, units * parameters // 4)
+    blocks = max(1, entries // (batch * block_units * max(parameters, inputs)))
+    return Plan(
+        block_units=block_units, layout=layout, probes=count, seed=seed,
+        pass_units=block_units * blocks,
+    )  # fmt: skip
 
 
 def check_large(
@@ -266,11 +288,11 @@ class _LargeCheck:
     def run(self) -> CheckResult:
         try:
             if "autograd" in self.oracles:
-                self.timed("autograd", self.structure)
+                self.timed("structure", self.structure)
             if not (self.mass is not None and self.mass > 0.0):
-                units = self.theta.shape[0]
-                for start in range(0, units, self.plan.block_units):
-                    self.block(start, min(units, start + self.plan.block_units))
+                units, width = self.theta.shape[0], self.plan.pass_units
+                for start in range(0, units, width):
+                    self.sweep(start, min(units, start + width))
                     if self.invalid is not None or self.non_differentiable is not None:
                         break
                 else:
@@ -280,39 +302,49 @@ class _LargeCheck:
         return self.verdict()
 
     def structure(self) -> None:
-        """The share of a random half of the units' gradient that reaches other units'
-        parameters, from one reverse pass through the whole layer in float64."""
-        import autograd
-        import autograd.numpy as anp
+        """Whether moving the parameters of a random half of the units changes the outputs
+        of the other half: the share of the change in outputs that lands there.
 
+        The whole layer is evaluated twice on one float64 copy of θ, before and after the
+        rows of the moved half are shifted by their finite-difference step. The outputs of
+        a unit-partitioned layer read only their own row, so those of the unmoved half come
+        out bit for bit the same (the same code on the same buffer); any difference is a
+        dependence across units.
+        """
         units = self.theta.shape[0]
         if units < 2:
             self.mass = 0.0
             return
         rng = np.random.default_rng([self.plan.seed, 1])
-        chosen = np.zeros(units, dtype=bool)
-        chosen[rng.permutation(units)[: units // 2]] = True
-        weights = np.where(chosen, self.delta64, 0.0)
-        theta64 = np.asarray(self.theta, dtype=np.float64)
-
-        def energy(theta: Any) -> Any:
-            return anp.sum(weights * self.forward(self.z64, theta))
-
+        kept = np.zeros(units, dtype=bool)
+        kept[rng.permutation(units)[: units // 2]] = True
+        theta64 = np.array(self.theta, dtype=np.float64)
         with np.errstate(all="ignore"):
-            gradient = np.abs(autograd.grad(energy)(theta64))
-        total = float(gradient.sum())
-        crossing = float(gradient[~chosen].sum())
+            before = np.asarray(self.forward(self.z64, theta64))
+            for start in range(0, units, self.plan.block_units):
+                rows = slice(start, start + self.plan.block_units)
+                shift = oracles.step_sizes(theta64[rows])
+                shift[kept[rows]] = 0.0
+                theta64[rows] += shift
+            change = np.abs(np.asarray(self.forward(self.z64, theta64)) - before)
+        del theta64
+        total = float(np.sum(change))
+        crossing = float(np.sum(change[..., kept]))
         self.mass = crossing / total if total > 0 else 0.0
 
-    def block(self, start: int, stop: int) -> None:
-        theta = self.theta[start:stop]
-        theta64 = np.asarray(theta, dtype=np.float64)
-        delta, delta64 = self.delta[:, start:stop], self.delta64[:, start:stop]
+    def sweep(self, start: int, stop: int) -> None:
+        """One pass over units start … stop - 1: the float64 forward with its rounding, the
+        kink test and autograd's reverse pass for all of them at once (their arrays are the
+        size of the pass's rows of θ), then the hand-written side block by block."""
+        theta64 = np.asarray(self.theta[start:stop], dtype=np.float64)
+        delta64 = self.delta64[:, start:stop]
+        d_theta = None
         with np.errstate(all="ignore"):
             if "autograd" in self.oracles:
                 outputs, d_theta, d_z = self.timed(
                     "autograd", lambda: reverse_mode(self.forward, self.z64, theta64, delta64)
                 )
+                self.autograd_inputs = accumulate(self.autograd_inputs, d_z)
             else:
                 outputs = self.timed(
                     "forward", lambda: self.forward(track(self.z64), track(theta64))
@@ -326,37 +358,59 @@ class _LargeCheck:
                 f"{j + start}) for these inputs (outside the layer's domain)"
             )
             return
+        if self.invalid is not None:
+            return
+        for first in range(start, stop, self.plan.block_units):
+            last = min(stop, first + self.plan.block_units)
+            rows = slice(first - start, last - start)
+            self.block(first, last, outputs[:, rows], None if d_theta is None else d_theta[rows])
+            if self.invalid is not None or self.non_differentiable is not None:
+                return
+
+    def block(self, start: int, stop: int, outputs: Tracked, d_theta: Tracked | None) -> None:
+        """Units start … stop - 1: the hand-written side and its comparisons."""
+        theta = self.theta[start:stop]
+        theta64 = np.asarray(theta, dtype=np.float64)
+        delta, delta64 = self.delta[:, start:stop], self.delta64[:, start:stop]
         unit_jacobian, gradient = self.timed(
             "hand-written", lambda: self.hand_written(theta, delta, start)
         )
         if self.invalid is not None or self.non_differentiable is not None:
             return
         if "dense" in self.oracles:
-            self.timed(
-                "dense", lambda: self.dense(gradient, unit_jacobian.value, theta, delta, start)
-            )
-        if "autograd" in self.oracles:
+            self.timed("dense", lambda: self.dense(gradient, unit_jacobian, theta, delta, start))
+        if d_theta is not None:
             begin = time.perf_counter()
             self.tally("autograd", "parameters").add(
                 "reverse mode", gradient.value, d_theta.value, gradient.error + d_theta.error,
                 offset=start, seconds=time.perf_counter() - begin,
             )  # fmt: skip
-            self.autograd_inputs = accumulate(self.autograd_inputs, d_z)
         if "finite-differences" in self.oracles:
-            self.timed(
-                "finite-differences",
-                lambda: self.differences(gradient, theta64, delta64, outputs, start),
-            )
+            with np.errstate(all="ignore"):
+                self.timed(
+                    "finite-differences",
+                    lambda: self.differences(gradient, theta64, delta64, outputs, start),
+                )
 
     def kinks(self, theta64: np.ndarray, start: int) -> None:
         """The forward with every input uncertain by twice its step: a kink, tie or
-        singularity within reach makes the case non-differentiable."""
+        singularity within reach makes the case non-differentiable. Found in a pass, it is
+        looked for again block by block, to name the block."""
+        if not self.kink_events(theta64):
+            return
+        for first in range(0, len(theta64), self.plan.block_units):
+            events = self.kink_events(theta64[first : first + self.plan.block_units])
+            if events:
+                self.mark_events(events, start + first)
+                return
+
+    def kink_events(self, theta64: np.ndarray) -> list[tolerance.Event]:
         with tolerance.recording() as events:
             self.forward(
                 track(self.z64, 2.0 * self.z_steps),
                 track(theta64, 2.0 * oracles.step_sizes(theta64)),
             )
-        self.mark_events(events, start)
+        return events
 
     def mark_events(self, events: list[tolerance.Event], start: int) -> None:
         for event in events:
@@ -406,14 +460,15 @@ class _LargeCheck:
     def dense(
         self,
         gradient: Tracked,
-        unit_jacobian: np.ndarray,
+        unit_jacobian: Tracked,
         theta: np.ndarray,
         delta: np.ndarray,
         start: int,
     ) -> None:
         """The block's rows of the block-diagonal product, and the rank-one form."""
         begin = time.perf_counter()
-        product, method = compact.dense_gradient(delta[None], unit_jacobian[None])
+        values = np.asarray(unit_jacobian.value)
+        product, method = compact.dense_gradient(delta[None], values[None])
         bound = tolerance.summation_bound(delta, unit_jacobian)
         self.tally("dense", "parameters", "block-diagonal").add(
             method, gradient.value, product[0], bound, offset=start,
@@ -424,7 +479,7 @@ class _LargeCheck:
         begin = time.perf_counter()
         u, v = self.layer.rank_one(self.z, theta, self.phi)
         outer = compact.rank_one_gradient(delta, u, v)
-        magnitude = np.einsum("nj,np->jp", np.abs(delta * u).astype(np.float64), np.abs(v))
+        magnitude = np.abs(delta * u).astype(np.float64).T @ np.abs(v)
         bound = 2.0 * tolerance.gamma(delta.shape[0] + 2, self.z.dtype) * magnitude
         self.tally("dense", "parameters", "rank-one").add(
             "rank-one outer product", gradient.value, outer, bound, offset=start,

@@ -54,12 +54,12 @@ def test_compact_equals_dense_within_a_few_ulps(dtype, data):
 
 
 @given(deltas_and_unit_jacobians())
-def test_sparse_dense_product_agrees_with_the_explicit_one(case):
+def test_block_by_block_dense_product_agrees_with_the_explicit_one(case):
     delta, unit_jacobian = case
     explicit, _ = compact.dense_gradient(delta, unit_jacobian)
-    sparse, method = compact.dense_gradient(delta, unit_jacobian, budget=0)
-    assert method == "sparse"
-    assert np.all(np.abs(explicit - sparse) <= tolerance.summation_bound(delta, unit_jacobian))
+    blockwise, method = compact.dense_gradient(delta, unit_jacobian, budget=0)
+    assert method == "block by block"
+    assert np.all(np.abs(explicit - blockwise) <= tolerance.summation_bound(delta, unit_jacobian))
 
 
 def test_block_diagonal_layout():

@@ -16,6 +16,7 @@ from mutants import MUTANTS
 
 from gradcheck import LAYER_TYPES, Case, Verdict, check
 from gradcheck import large as large_module
+from gradcheck.blockwise import signed_steps
 from gradcheck.checker import check_many
 from gradcheck.large import check_large, make_plan
 
@@ -49,7 +50,9 @@ def test_a_layer_above_the_threshold_takes_the_large_path_and_passes(dtype):
     assert "blocks of" in result.message
     methods = {c.method for c in result.comparisons}
     assert f"finite differences ({large_module.LARGE_PROBES} probes)" in methods
-    assert any("sparse" in m or "explicit" in m for m in methods)  # the block-diagonal product
+    assert any(
+        "block by block" in m or "explicit" in m for m in methods
+    )  # the block-diagonal product
 
 
 def test_check_many_sends_large_cases_one_way_and_small_ones_the_other(monkeypatch):
@@ -155,6 +158,32 @@ def test_a_kink_in_one_block_is_non_differentiable():
     assert "kink" in result.message and "units from 6" in result.message
 
 
+def test_a_kink_in_a_later_block_of_a_pass_names_that_block():
+    # 64 units of 4 parameters in blocks of 2: a pass (a quarter of θ) holds 4 blocks, and
+    # unit 13 sits in the third block of the second pass.
+    case = random_case("dense", "relu", batch=2, inputs=3, units=64, seed=3)
+    theta = np.array(case.theta)
+    theta[13, -1] = -float(np.asarray(case.z)[1] @ theta[13, :-1])
+    plan = make_plan(batch=2, inputs=3, units=64, parameters=4, block_units=2)
+    assert plan.pass_units == 8
+    result = check_large(replace(case, theta=theta), block_units=2)
+    assert result.verdict is Verdict.NON_DIFFERENTIABLE, result.message
+    assert "units from 12" in result.message
+
+
+def test_probe_directions_are_exactly_plus_or_minus_the_step():
+    theta = np.random.default_rng(0).normal(size=(7, 9)) * 10.0
+    steps = large_module.oracles.step_sizes(theta)
+    directions = signed_steps(np.random.default_rng(1), 5, theta)
+    assert directions.shape == (5, 7, 9)
+    assert np.all((directions == steps) | (directions == -steps))
+    positive = np.mean(directions > 0)
+    assert 0.3 < positive < 0.7  # 315 fair signs: far outside this only if the bits are not random
+    again = signed_steps(np.random.default_rng(1), 5, theta)
+    other = signed_steps(np.random.default_rng(2), 5, theta)
+    assert np.array_equal(directions, again) and not np.array_equal(directions, other)
+
+
 def test_hand_written_code_that_raises_is_invalid_input():
     def broken(z, theta, phi):
         raise ZeroDivisionError("oops")
@@ -174,9 +203,12 @@ def test_the_plan_uses_columns_while_affordable_then_probes():
         make_plan(batch=4, inputs=8, units=8, parameters=9, finite_differences="full").layout
         == "columns"
     )
-    # blocks: N·J_b·max(P, I) within the budget, and at least one unit
+    # blocks: N·J_b·max(P, I) within the budget, and at least one unit; passes: whole
+    # blocks, within PASS_ENTRIES and a quarter of θ
     high = large_module.BLOCK_ENTRIES[1]
     assert 4 * big.block_units * 1025 <= high
+    assert big.pass_units % big.block_units == 0 and big.pass_units > big.block_units
+    assert 4 * big.pass_units * 1025 <= min(large_module.PASS_ENTRIES, 1024 * 1025 // 4)
     assert make_plan(batch=64, inputs=10**6, units=2, parameters=10**6 + 1).block_units == 1
 
 
