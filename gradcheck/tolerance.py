@@ -86,8 +86,6 @@ This module is free of I/O, hypothesis and pytest.
 from __future__ import annotations
 
 import contextvars
-import functools
-import itertools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -98,6 +96,20 @@ import numpy as np
 import scipy.special
 from numpy.lib.mixins import NDArrayOperatorsMixin
 from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from gradcheck.expansions import (
+    Bounds,
+    Expansion,
+    aligned,
+    contract,
+    distinct,
+    explicit_subscripts,
+    fold,
+    is_zero,
+    plus,
+    spare_letters,
+    times,
+)
 
 FloatArray = NDArray[np.floating[Any]]
 Order = Literal["K", "A", "C", "F"]
@@ -128,7 +140,7 @@ def summation_bound(delta: ArrayLike, unit_jacobian: Any) -> FloatArray:
     of their sums (N over the batch, J - 1 exact zeros in each dense row), so each is
     within γ_(N+J) Σ_n |δ_nj| |B_njp| (plus what underflow may lose) of the exact sum,
     and the two within twice that. B may be Tracked: where it keeps the magnitude bound of
-    an outer product as factors (`_Bounds`), they stand in for |B|, and the sum is formed
+    an outer product as factors (`Bounds`), they stand in for |B|, and the sum is formed
     from them without an array of B's size.
     """
     delta = np.asarray(delta)
@@ -136,13 +148,15 @@ def summation_bound(delta: ArrayLike, unit_jacobian: Any) -> FloatArray:
     magnitude_delta = np.absolute(delta, dtype=np.float64)
     bounds = unit_jacobian._bounds if isinstance(unit_jacobian, Tracked) else None
     if bounds is not None:
-        inputs, output = _explicit("...nj,...njp->...jp", [delta.ndim, unit_jacobian.ndim])
+        inputs, output = explicit_subscripts(
+            "...nj,...njp->...jp", [delta.ndim, unit_jacobian.ndim]
+        )
         sizes: dict[str, int] = {}
         for letters, shape in zip(inputs, (delta.shape, unit_jacobian.shape), strict=True):
             for letter, size in zip(letters, shape, strict=True):
                 sizes[letter] = max(sizes.get(letter, 1), size)
-        magnitudes = [_Expansion(((magnitude_delta,),)), bounds.magnitude]
-        magnitude = _contract(inputs, output, sizes, magnitudes)
+        magnitudes = [Expansion(((magnitude_delta,),)), bounds.magnitude]
+        magnitude = contract(inputs, output, sizes, magnitudes)
     else:
         # Σ_n |δ_nj| |B_njp| as J products of a 1 × N row and an N × P block (BLAS).
         rows = np.swapaxes(magnitude_delta, -1, -2)[..., :, None, :]
@@ -250,14 +264,15 @@ class Tracked(NDArrayOperatorsMixin):
     error follows the rules in the module docstring. Functions without a rule raise
     TypeError rather than silently dropping the error. Comparisons return plain boolean
     arrays. The error is kept in float64 whatever the value's dtype; that of a product
-    larger than its operands is kept as operand-sized factors (`_Bounds`) until read.
+    larger than its operands is kept as operand-sized factors until read
+    (`gradcheck.expansions.Bounds`).
     """
 
     __slots__ = ("_bounds", "_error", "value")
 
     value: np.ndarray
     _error: np.ndarray | None
-    _bounds: _Bounds | None
+    _bounds: Bounds | None
 
     def __init__(self, value: ArrayLike, error: ArrayLike | None = None) -> None:
         self.value = np.asarray(value)
@@ -268,18 +283,18 @@ class Tracked(NDArrayOperatorsMixin):
             # Errors are >= 0, so their sum is NaN exactly when one of them is: one pass
             # without a temporary, over each stored entry once (a radius given as a
             # scalar is one number however large the value).
-            if np.isnan(np.add.reduce(_distinct(error), axis=None)):
+            if np.isnan(np.add.reduce(distinct(error), axis=None)):
                 error = np.where(np.isnan(error), np.inf, error)  # unbounded: inf
             self.error = _frozen(error, self.value.shape)
 
     @classmethod
     def _proven(cls, value: ArrayLike, error: Any) -> Tracked:
         """A Tracked array whose rule has shown its error to hold no NaN, which skips the
-        result-sized scan of __init__; given `_Bounds`, the error is formed only when read
+        result-sized scan of __init__; given `Bounds`, the error is formed only when read
         (a contraction uses the factors instead)."""
         tracked = cls.__new__(cls)
         tracked.value = np.asarray(value)
-        if isinstance(error, _Bounds):
+        if isinstance(error, Bounds):
             tracked._error, tracked._bounds = None, error
         else:
             tracked.error = _frozen(np.asarray(error, dtype=np.float64), tracked.value.shape)
@@ -446,7 +461,7 @@ class Tracked(NDArrayOperatorsMixin):
                 if rule in _NAN_FREE:
                     return Tracked._proven(result, error)
                 return Tracked(result, error)
-            if isinstance(error, _Bounds):
+            if isinstance(error, Bounds):
                 error = error.error.evaluate()
         # In place (autograd accumulates gradients with x += y): write into out.
         (target,) = out
@@ -486,18 +501,6 @@ def _abs64(x: Any) -> FloatArray:
     return np.absolute(x, dtype=np.float64)
 
 
-def _distinct(a: Any) -> np.ndarray:
-    """a without its broadcast axes: one index along each axis of stride 0, kept as an
-    axis of length 1, so that the result holds each stored entry once and still
-    broadcasts to a's shape. `Tracked` stores an error given as a scalar (an exact
-    input, a constant radius) as such a view: rules then work on one number rather than
-    on a result-sized array of copies."""
-    a = np.asarray(a)
-    if all(a.strides):
-        return a
-    return a[tuple(slice(0, 1) if stride == 0 else slice(None) for stride in a.strides)]
-
-
 def _frozen(error: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """error broadcast to shape, read-only (errors are shared between Tracked arrays)."""
     if error.shape != shape:
@@ -505,14 +508,6 @@ def _frozen(error: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     error = error.view()
     error.flags.writeable = False
     return error
-
-
-def _is_zero(error: Any) -> bool:
-    """Whether an error is exactly 0 everywhere (an exact operand), looking at each stored
-    entry once, and at the first entry alone where that is not 0: a computed error is
-    nonzero in every entry (each rounding adds at least η), so it settles most cases."""
-    stored = _distinct(error)
-    return not (stored.size and (stored.item(0) != 0 or stored.any()))
 
 
 def _ulps(result: np.ndarray, ulps: float) -> FloatArray:
@@ -528,84 +523,6 @@ def _ulps(result: np.ndarray, ulps: float) -> FloatArray:
     error *= ulps * float(info.eps)
     error += float(info.smallest_subnormal)
     return error
-
-
-def _times(magnitude: Any, error: Any) -> Any:
-    """magnitude · error, where an exact quantity (error 0) contributes nothing even when
-    the other factor overflowed: 0 · inf is 0 here, not NaN."""
-    magnitude = np.asarray(magnitude, dtype=np.float64)
-    error = np.asarray(error, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        product = magnitude * error
-        # Both factors are >= 0, so only 0 · inf or a NaN factor makes a NaN. When both
-        # factors are finite (their sums are) there is none; otherwise the sum of the
-        # product is NaN exactly when one of its entries is. Whichever is the smaller pass
-        # goes first: the factors of a broadcast product are much smaller than it.
-        if magnitude.size + error.size <= product.size and np.isfinite(
-            np.add.reduce(magnitude, axis=None) + np.add.reduce(error, axis=None)
-        ):
-            return product
-        if not np.isnan(np.add.reduce(product, axis=None)):
-            return product
-    return np.where((error == 0) | (magnitude == 0), 0.0, product)
-
-
-def _plus(total: Any, term: Any) -> Any:
-    """total + term, in place when total is a writeable array of the sum's shape that the
-    caller owns (a fresh intermediate): a result-sized sum then allocates nothing."""
-    shape = np.shape(term)
-    if (
-        isinstance(total, np.ndarray)
-        and total.flags.writeable
-        and (shape in ((), total.shape) or total.shape == np.broadcast_shapes(total.shape, shape))
-    ):
-        total += term
-        return total
-    return total + term
-
-
-def _aligned(a: Any, ndim: int) -> np.ndarray:
-    """a with leading axes of length 1 up to ndim, as broadcasting would give it."""
-    a = np.asarray(a)
-    return a if a.ndim == ndim else a.reshape((1,) * (ndim - a.ndim) + a.shape)
-
-
-@dataclass(frozen=True, eq=False)
-class _Expansion:
-    """Σ_t Π_i terms[t][i] + constant: a bound kept as products of arrays that broadcast
-    to the bounded array's shape (each with its number of axes) without being as large
-    as it. Every factor is >= 0; `_Bounds` keeps only finite ones."""
-
-    terms: tuple[tuple[FloatArray, ...], ...]
-    constant: float = 0.0
-
-    def evaluate(self) -> Any:
-        """The bound as one array (0 · inf counting as 0, as in `_times`), at the shape
-        the factors broadcast to."""
-        total: Any = None
-        with np.errstate(over="ignore"):
-            for factors in self.terms:
-                product: Any = factors[0]
-                for factor in factors[1:]:
-                    product = _times(product, factor)  # a new array, which the sum may reuse
-                if total is None:
-                    total = product if len(factors) > 1 else np.array(product, dtype=np.float64)
-                else:
-                    total = _plus(total, product)
-            if total is None or self.constant:
-                total = _plus(total if total is not None else 0.0, self.constant)
-        return total
-
-
-@dataclass(frozen=True, eq=False)
-class _Bounds:
-    """|value| <= magnitude and error <= error, entry by entry, as expansions: how a rule
-    whose result is larger than its operands (an outer product) hands over its bounds
-    without forming result-sized arrays. A contraction uses the factors directly; reading
-    `Tracked.error` evaluates them."""
-
-    magnitude: _Expansion
-    error: _Expansion
 
 
 def value_of(x: Any) -> Any:
@@ -630,7 +547,7 @@ def _smooth(derivative: Callable[[FloatArray, FloatArray], Any], ulps: float) ->
     def rule(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
         x = np.asarray(values[0], dtype=np.float64)
         slope = np.abs(derivative(x, np.asarray(result, dtype=np.float64)))
-        return _plus(_ulps(result, ulps), _times(slope, errors[0]))
+        return plus(_ulps(result, ulps), times(slope, errors[0]))
 
     return rule
 
@@ -651,7 +568,7 @@ def _singular_at(
         near = x - limit <= e
         record("singularity", name, near, x, e)
         slope = np.abs(derivative(np.maximum(x - e, limit), np.asarray(result, dtype=np.float64)))
-        return _plus(_ulps(result, ulps), np.where(near, np.inf, slope * e))
+        return plus(_ulps(result, ulps), np.where(near, np.inf, slope * e))
 
     return rule
 
@@ -675,7 +592,7 @@ def _add_at(target: Any, indices: Any, addend: Any = 0.0) -> None:
 
 def _add(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
     # Added into the rounding term, a new array of the result's shape: no temporaries.
-    return _plus(_plus(_ulps(result, CORRECTLY_ROUNDED_ULPS), errors[0]), errors[1])
+    return plus(plus(_ulps(result, CORRECTLY_ROUNDED_ULPS), errors[0]), errors[1])
 
 
 def _multiply(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
@@ -694,7 +611,7 @@ def _multiply(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
     larger result (an outer product, (N, J, 1) * (N, 1, P)), the error costs one or two
     result-sized products rather than a dozen result-sized passes, and an exact operand
     (error 0, as inputs are) drops the second. Such a result keeps its bounds as these
-    factors (`_Bounds`, with |fl(x y)| <= (1 + 2u)|x||y| + η for its magnitude) and forms
+    factors (`Bounds`, with |fl(x y)| <= (1 + 2u)|x||y| + η for its magnitude) and forms
     the error only if it is read: a contraction of it never does.
     """
     dtype, ndim = result.dtype, np.ndim(result)
@@ -702,12 +619,12 @@ def _multiply(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
     info = np.finfo(dtype)
     (mx, ex), (my, ey) = (
         (
-            _aligned(_abs64(np.asarray(_distinct(value)).astype(dtype, copy=False)), ndim),
-            _aligned(_distinct(np.asarray(error, dtype=np.float64)), ndim),
+            aligned(_abs64(np.asarray(distinct(value)).astype(dtype, copy=False)), ndim),
+            aligned(distinct(np.asarray(error, dtype=np.float64)), ndim),
         )
         for value, error in zip(values, errors, strict=True)
     )
-    exact_x, exact_y = _is_zero(ex), _is_zero(ey)
+    exact_x, exact_y = is_zero(ex), is_zero(ey)
     # y is the inexact operand when only one is, else the one with fewer entries: the
     # y-sized sums below are then the cheaper ones, and e_x (|y| + e_y) is needed only
     # when both are inexact.
@@ -718,7 +635,7 @@ def _multiply(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
     if not exact_x:
         terms.append((ex, my + ey))
     eta = float(info.smallest_subnormal)
-    error = _Expansion(tuple(terms), eta)
+    error = Expansion(tuple(terms), eta)
     # The rounding model holds for finite results: operands whose largest magnitudes
     # multiply to at most half the dtype's largest number (a margin for the float64
     # rounding of this test) give no other. NaN or inf operands fail the test.
@@ -732,7 +649,7 @@ def _multiply(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
         and 2 * factors < result.size
         and np.isfinite(np.add.reduce(ex, axis=None) + np.add.reduce(ey, axis=None))
     ):
-        return _Bounds(_Expansion(((mx, grow * my),), eta), error)
+        return Bounds(Expansion(((mx, grow * my),), eta), error)
     total = error.evaluate()
     if not finite:  # an infinite or NaN result is unbounded
         total = np.where(np.isfinite(result), total, np.inf)
@@ -747,10 +664,10 @@ def _divide(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
     near = (b <= eb) & np.isfinite(b)  # an overflowed divisor is huge, not near zero
     record("singularity", "division", np.broadcast_to(near, result.shape), values[1], eb)
     with np.errstate(invalid="ignore", divide="ignore"):
-        spread = (ea + _times(_abs64(result), eb)) / np.where(near, 1.0, b - eb)
+        spread = (ea + times(_abs64(result), eb)) / np.where(near, 1.0, b - eb)
     overflowed = (a + ea) / float(np.finfo(result.dtype).max)
     spread = np.where(np.isinf(b), overflowed, spread)
-    return _plus(_ulps(result, CORRECTLY_ROUNDED_ULPS), np.where(near, np.inf, spread))
+    return plus(_ulps(result, CORRECTLY_ROUNDED_ULPS), np.where(near, np.inf, spread))
 
 
 def _power(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
@@ -759,7 +676,7 @@ def _power(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
     x, c = np.asarray(values[0], dtype=np.float64), np.asarray(values[1], dtype=np.float64)
     slope = np.abs(c * x ** (c - 1.0))
     ulps = CORRECTLY_ROUNDED_ULPS if np.all(c == 2.0) else TRANSCENDENTAL_ULPS
-    return _plus(_ulps(result, ulps), _times(slope, errors[0]))
+    return plus(_ulps(result, ulps), times(slope, errors[0]))
 
 
 def _extremum(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
@@ -770,8 +687,8 @@ def _extremum(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
 def _logaddexp(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
     a, b = (np.asarray(v, dtype=np.float64) for v in values)
     y = np.asarray(result, dtype=np.float64)
-    error = _plus(_ulps(result, TRANSCENDENTAL_ULPS), _times(np.exp(a - y), errors[0]))
-    return _plus(error, _times(np.exp(b - y), errors[1]))
+    error = plus(_ulps(result, TRANSCENDENTAL_ULPS), times(np.exp(a - y), errors[0]))
+    return plus(error, times(np.exp(b - y), errors[1]))
 
 
 def _matmul(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
@@ -784,7 +701,7 @@ def _matmul(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
         np.broadcast_to(np.asarray(e, dtype=np.float64), v.shape)
         for e, v in zip(errors, (a, b), strict=True)
     )
-    exact_a, exact_b = _is_zero(ea), _is_zero(eb)
+    exact_a, exact_b = is_zero(ea), is_zero(eb)
     inner = a.shape[-1]
     magnitude_a, magnitude_b = _abs64(a), _abs64(b)
     scale = gamma(inner + 1, result.dtype)
@@ -795,17 +712,17 @@ def _matmul(values: list[Any], errors: list[Any], result: np.ndarray) -> Any:
         folded = folded * scale  # the plain magnitude is needed for the other side's error
     else:
         folded *= scale
-    if not _is_zero(folded_error):
+    if not is_zero(folded_error):
         folded += folded_error
     if left:
         error = np.matmul(folded, magnitude_b)
         if not exact_b:
-            error = _plus(error, np.matmul(magnitude_a, eb))
+            error = plus(error, np.matmul(magnitude_a, eb))
     else:
         error = np.matmul(magnitude_a, folded)
         if not exact_a:
-            error = _plus(error, np.matmul(ea, magnitude_b))
-    return _plus(error, inner * 2 * float(np.finfo(result.dtype).smallest_subnormal))
+            error = plus(error, np.matmul(ea, magnitude_b))
+    return plus(error, inner * 2 * float(np.finfo(result.dtype).smallest_subnormal))
 
 
 _TWO_OVER_ROOT_PI = 2.0 / math.sqrt(math.pi)
@@ -945,11 +862,6 @@ def _copy(a: Any, *args: Any, **kwargs: Any) -> Tracked:
     return _tracked(a).copy()
 
 
-def _letters(count: int, exclude: str = "") -> list[str]:
-    pool = [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in exclude]
-    return pool[:count]
-
-
 @_implements(np.dot)
 def _dot(a: Any, b: Any, out: Any = None) -> Any:
     """np.dot as the contraction it is: the last axis of a with the second-to-last of b
@@ -959,7 +871,7 @@ def _dot(a: Any, b: Any, out: Any = None) -> Any:
     a, b = _tracked(a), _tracked(b)
     if a.ndim == 0 or b.ndim == 0:
         return np.multiply(a, b)
-    lead = _letters(a.ndim - 1 + max(b.ndim - 2, 0), exclude="yz")
+    lead = spare_letters(a.ndim - 1 + max(b.ndim - 2, 0), exclude="yz")
     a_letters = "".join(lead[: a.ndim - 1]) + "z"
     if b.ndim == 1:
         b_letters, result = "z", a_letters[:-1]
@@ -982,7 +894,7 @@ def _tensordot(a: Any, b: Any, axes: Any = 2) -> Tracked:
         pairs_b = [second] if isinstance(second, int) else list(second)
     pairs_a = [axis % a.ndim for axis in pairs_a]
     pairs_b = [axis % b.ndim for axis in pairs_b]
-    letters = iter(_letters(a.ndim + b.ndim))
+    letters = iter(spare_letters(a.ndim + b.ndim))
     a_letters = [next(letters) for _ in range(a.ndim)]
     b_letters = [next(letters) for _ in range(b.ndim)]
     for i, j in zip(pairs_a, pairs_b, strict=True):
@@ -1161,92 +1073,6 @@ def _check_ties(a: Tracked, where: str) -> np.ndarray:
     return best
 
 
-def _explicit(subscripts: str, ndims: list[int]) -> tuple[list[str], str]:
-    """An einsum's input and output subscripts with every '...' spelled out in letters of
-    its own (numpy aligns the axes an ellipsis covers from the right, across operands)."""
-    inputs, output = subscripts.replace(" ", "").split("->")
-    operands = inputs.split(",")
-    spare = _letters(52, exclude=subscripts)
-    width = max(
-        (ndim - len(s) + 3 for s, ndim in zip(operands, ndims, strict=True) if "..." in s),
-        default=0,
-    )
-    broadcast = "".join(spare[:width])
-
-    def spelled(letters: str, count: int) -> str:
-        return letters.replace("...", broadcast[width - count :] if count else "")
-
-    explicit = [spelled(s, ndim - len(s) + 3) for s, ndim in zip(operands, ndims, strict=True)]
-    return explicit, spelled(output, width)
-
-
-#: Iteration spaces above which a contraction of two or more factors lets numpy choose its
-#: order (and BLAS), which turns outer-product factors into matrix products; below, the
-#: choice costs more than it saves.
-_OPTIMIZE_ABOVE = 1 << 14
-
-
-def _contract(
-    inputs: list[str],
-    output: str,
-    sizes: dict[str, int],
-    expansions: list[_Expansion],
-    offset: float = 0.0,
-) -> Any:
-    """offset + the contraction of nonnegative expansions, one per operand.
-
-    By multilinearity, one einsum per choice of a term (or the constant) from each. A
-    factor's axes of length 1 are left out of its einsum (it is constant along them): a
-    letter no factor keeps is broadcast in the result where the output has it, and counts
-    its length where summed. Factors with the same letters are multiplied first (an outer
-    product's magnitude and a matching operand's), so that numpy meets a matrix product.
-    Parts that are constant along an output axis are summed before they meet the others.
-    """
-    shape = tuple(sizes[letter] for letter in output)
-    choices = [
-        [(1.0, factors) for factors in e.terms] + ([(e.constant, ())] if e.constant else [])
-        for e in expansions
-    ]
-    full: Any = None  # parts with every output axis: new arrays, added into in place
-    broadcast: Any = offset
-    for combination in itertools.product(*choices):
-        weight = math.prod(w for w, _ in combination)
-        grouped: dict[str, np.ndarray] = {}
-        for operand, (_, factors) in zip(inputs, combination, strict=True):
-            for factor in factors:
-                factor = _aligned(factor, len(operand))
-                kept = [axis for axis, length in enumerate(factor.shape) if length != 1]
-                letters = "".join(operand[axis] for axis in kept)
-                factor = factor.reshape([factor.shape[axis] for axis in kept])
-                if not letters:
-                    weight *= float(factor)
-                elif letters in grouped:
-                    grouped[letters] = grouped[letters] * factor
-                else:
-                    grouped[letters] = factor
-        present = set("".join(grouped))
-        weight *= math.prod(n for letter, n in sizes.items() if letter not in present | set(output))
-        part: Any = np.float64(1.0)
-        if grouped:
-            space = math.prod(sizes[letter] for letter in present)
-            arrays = list(grouped.values())
-            part = np.einsum(
-                ",".join(grouped) + "->" + "".join(x for x in output if x in present),
-                *arrays,
-                optimize=len(arrays) > 1 and space > _OPTIMIZE_ABOVE,
-            )
-            if len(arrays) == 1 or any(np.may_share_memory(part, a) for a in arrays):
-                part = np.array(part)  # a view of a factor (einsum of one operand)
-        if weight != 1.0:
-            part *= weight
-        part = np.reshape(part, [sizes[x] if x in present else 1 for x in output])
-        if part.shape == shape:
-            full = part if full is None else _plus(full, part)
-        else:
-            broadcast = broadcast + part
-    return broadcast if full is None else _plus(full, broadcast)
-
-
 @_implements(np.einsum)
 def _einsum(subscripts: str, *operands: Any, **kwargs: Any) -> Tracked:
     """Contraction: the first-order error of each operand plus γ_m of the magnitude,
@@ -1257,7 +1083,7 @@ def _einsum(subscripts: str, *operands: Any, **kwargs: Any) -> Tracked:
     It is evaluated with γ_m moved onto one operand h: C(..., γ_m M_h + E_h, ...) is the
     magnitude and h's error in one contraction, each other inexact operand adds one. h is
     the inexact operand with the fewest entries (any operand when all are exact). M_k and
-    E_k are |x_k| and e_k, or the factors of `_Bounds` (an outer product's), whose
+    E_k are |x_k| and e_k, or the factors of `Bounds` (an outer product's), whose
     contraction never forms an array of x_k's size.
     """
     kwargs.pop("optimize", None)
@@ -1265,7 +1091,7 @@ def _einsum(subscripts: str, *operands: Any, **kwargs: Any) -> Tracked:
         raise TypeError("Tracked einsum needs explicit output subscripts ('...->...')")
     tracked = [_tracked(x) for x in operands]
     value = np.einsum(subscripts, *(t.value for t in tracked), **kwargs)
-    inputs, output = _explicit(subscripts, [t.ndim for t in tracked])
+    inputs, output = explicit_subscripts(subscripts, [t.ndim for t in tracked])
     sizes: dict[str, int] = {}
     for letters, t in zip(inputs, tracked, strict=True):
         for letter, size in zip(letters, t.shape, strict=True):
@@ -1273,61 +1099,33 @@ def _einsum(subscripts: str, *operands: Any, **kwargs: Any) -> Tracked:
     terms = math.prod(size for letter, size in sizes.items() if letter not in output)
     scale = gamma(terms + len(tracked) - 1, value.dtype)
 
-    magnitudes: list[_Expansion] = []
-    errors: list[_Expansion | None] = []
+    magnitudes: list[Expansion] = []
+    errors: list[Expansion | None] = []
     for t in tracked:
         if t._bounds is not None:
             magnitudes.append(t._bounds.magnitude)
             errors.append(t._bounds.error)
         else:
-            magnitudes.append(_Expansion(((_abs64(_distinct(t.value)),),)))
-            error = _distinct(t.error)
-            errors.append(None if _is_zero(error) else _Expansion(((error,),)))
+            magnitudes.append(Expansion(((_abs64(distinct(t.value)),),)))
+            error = distinct(t.error)
+            errors.append(None if is_zero(error) else Expansion(((error,),)))
     inexact = {k: e for k, e in enumerate(errors) if e is not None}
     host = min(inexact or range(len(tracked)), key=lambda k: tracked[k].size)
     # A plain host's |x_h| is this call's own array, free to scale in place unless another
     # operand's error contraction still needs it.
     reuse = tracked[host]._bounds is None and len(inexact) <= 1
-    folded = _fold(magnitudes[host], errors[host], scale, reuse=reuse)
+    folded = fold(magnitudes[host], errors[host], scale, reuse=reuse)
 
-    def contraction(k: int, expansion: _Expansion, offset: float = 0.0) -> Any:
+    def contraction(k: int, expansion: Expansion, offset: float = 0.0) -> Any:
         expansions = [*magnitudes[:k], expansion, *magnitudes[k + 1 :]]
-        return _contract(inputs, output, sizes, expansions, offset)
+        return contract(inputs, output, sizes, expansions, offset)
 
     underflow = terms * len(tracked) * float(np.finfo(value.dtype).smallest_subnormal)
     error = contraction(host, folded, underflow)
     for k, expansion in inexact.items():
         if k != host:
-            error = _plus(error, contraction(k, expansion))
+            error = plus(error, contraction(k, expansion))
     return Tracked(value, error)
-
-
-def _fold(
-    magnitude: _Expansion, error: _Expansion | None, scale: float, *, reuse: bool
-) -> _Expansion:
-    """γ M + E as one expansion with as few terms as its factors allow: one-factor terms
-    summed into one array (γ|x| + e for a plain operand), terms with the same first factor
-    merged by summing the rest (an outer product's bounds become |x| ((γ(1 + 2u) + u')|y|
-    + e_y) + e_x (|y| + e_y) + (γ + 1)η). reuse: M's array belongs to this contraction
-    and may be scaled in place."""
-    single: Any = None
-    grouped: dict[int, tuple[FloatArray, Any]] = {}
-    for weight, expansion in ((scale, magnitude), (1.0, error)):
-        for head, *rest in expansion.terms if expansion is not None else ():
-            if rest:
-                tail = functools.reduce(np.multiply, rest, np.float64(weight))
-                if id(head) in grouped:
-                    tail = grouped[id(head)][1] + tail
-                grouped[id(head)] = (head, tail)
-            elif single is None:
-                single = head if reuse and expansion is magnitude else np.array(head)
-                single *= weight
-            else:
-                single = _plus(single, weight * head if weight != 1.0 else head)
-    terms: list[tuple[FloatArray, ...]] = [(single,)] if single is not None else []
-    terms += [(head, tail) for head, tail in grouped.values()]
-    constant = scale * magnitude.constant + (error.constant if error is not None else 0.0)
-    return _Expansion(tuple(terms), constant)
 
 
 def track(x: ArrayLike, radius: ArrayLike = 0.0) -> Tracked:
