@@ -380,7 +380,10 @@ def _interrupts_remembered() -> Iterator[Callable[[], None]]:
     """Ctrl-C raises KeyboardInterrupt as usual and is remembered: Python drops an
     exception raised where it cannot propagate (a gc callback, which hypothesis installs,
     prints "Exception ignored"), so the loop asks the returned function between cells,
-    and it raises KeyboardInterrupt for a Ctrl-C that was lost."""
+    and it raises KeyboardInterrupt for a Ctrl-C that was lost. An error that escapes
+    after a Ctrl-C is taken for the interrupt too: code the KeyboardInterrupt unwound can
+    fail on its way out (hypothesis, interrupted before its engine starts, fails its own
+    assertion), and the user asked to stop, not for an internal error."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None  # only the main thread receives signals
         return
@@ -397,6 +400,10 @@ def _interrupts_remembered() -> Iterator[Callable[[], None]]:
     previous = signal.signal(signal.SIGINT, handler)
     try:
         yield interrupted
+    except Exception as problem:
+        if seen:
+            raise KeyboardInterrupt from problem
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
 

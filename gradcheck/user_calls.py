@@ -217,18 +217,7 @@ def run_user_code(
         layer,
         case,
     )
-    again = forward_output(
-        call_user(layer.forward, case.arguments, "forward", names, case), layer, case
-    )
-    if not same(out, again):
-        difference = float(np.nanmax(np.abs(out.astype(np.float64) - again)))
-        raise NondeterministicError(
-            f"forward returned different outputs for the same inputs (largest difference "
-            f"{difference:.3g}); a gradient check needs a deterministic function: fix its "
-            f"random state or switch off randomness (dropout) for the check\n{case.describe()}",
-            function="forward",
-            case=case,
-        )
+    _require_the_same_forward(layer, case, out, calls=1)
     if not np.all(np.isfinite(out)):
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
         raise NonFiniteOutputError(
@@ -257,6 +246,44 @@ def run_user_code(
                 case=case,
             )
     return out, grads, aliases
+
+
+#: More calls of the forward that must agree bit for bit before a mismatch is reported.
+#: A forward that draws a fresh random mask per call (dropout) gives the same output on
+#: one entry with probability 1/2, so the three calls of every example let one such case
+#: in four through; these leave one in 2^16.
+CONFIRMING_CALLS = 16
+
+
+def confirm_deterministic(layer: UserLayer, case: UserCase) -> None:
+    """Raise NondeterministicError unless CONFIRMING_CALLS more calls of the forward on the
+    case's arguments give its output bit for bit: what looks like a wrong gradient may be
+    a forward that changes from call to call."""
+    names = layer.argument_names
+    out = forward_output(
+        call_user(layer.forward, case.arguments, "forward", names, case), layer, case
+    )
+    _require_the_same_forward(layer, case, out, calls=CONFIRMING_CALLS)
+
+
+def _require_the_same_forward(
+    layer: UserLayer, case: UserCase, out: np.ndarray, *, calls: int
+) -> None:
+    names = layer.argument_names
+    for _ in range(calls):
+        again = forward_output(
+            call_user(layer.forward, case.arguments, "forward", names, case), layer, case
+        )
+        if not same(out, again):
+            difference = float(np.nanmax(np.abs(out.astype(np.float64) - again)))
+            raise NondeterministicError(
+                f"forward returned different outputs for the same inputs (largest difference "
+                f"{difference:.3g}); a gradient check needs a deterministic function: fix its "
+                "random state or switch off randomness (dropout) for the check\n"
+                f"{case.describe()}",
+                function="forward",
+                case=case,
+            )
 
 
 def reference_forward(

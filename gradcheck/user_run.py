@@ -31,6 +31,7 @@ from gradcheck.errors import (
 )
 from gradcheck.report import Failure
 from gradcheck.summary import LayerCheck
+from gradcheck.user_calls import confirm_deterministic
 from gradcheck.user_draw import Plan, case_from_example, cases, decode, reproduction
 from gradcheck.user_engine import check_example
 from gradcheck.user_types import Memo, Options, UserCase, UserLayer
@@ -251,6 +252,8 @@ def _one(
     try:
         with time_limit(options.timeout):
             result = check_example(layer, case, options, memo)
+            if result.verdict is Verdict.MISMATCH:  # not a forward that changes per call?
+                confirm_deterministic(layer, case)
     except _Deadline:
         memo.timed_out = UserTimeoutError(
             f"{layer.name}: an example took longer than timeout={options.timeout} s and was "

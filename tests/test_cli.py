@@ -232,6 +232,28 @@ def test_a_ctrl_c_that_python_drops_still_stops_the_campaign_between_cells():
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_an_error_raised_while_a_ctrl_c_unwinds_a_cell_is_an_interrupt():
+    # Seen in a tox run: Ctrl-C inside hypothesis's engine set-up made hypothesis fail its
+    # own assertion on the way out, and the command reported an internal error.
+    from gradcheck import campaign
+
+    specs = campaign.cells(layer_types=["dense"], activations=["tanh"])
+
+    def on_outcome(spec, outcome):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)  # the handler raises KeyboardInterrupt here
+        except KeyboardInterrupt:
+            raise AssertionError("state._runner is not None") from None
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        campaign.run_cells(
+            specs, examples=5, seed=0, database=None, workers=1, on_outcome=on_outcome
+        )
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 @pytest.mark.skipif(os.cpu_count() == 1, reason="needs two cores")
 def test_workers_give_the_same_cells(capsys, tmp_path):
     for workers in ("1", "2"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+from dataclasses import replace
 
 import autograd.numpy as anp
 import numpy as np
@@ -530,6 +531,31 @@ def test_a_nondeterministic_forward_is_reported_as_such():
 
     with pytest.raises(NondeterministicError, match="deterministic"):
         gradcheck.check_backward(dropout_forward, lambda dout, x: dout, signature="(n)->(n)")
+
+
+def test_a_mismatch_is_reported_only_after_more_calls_of_the_forward_agree():
+    # A dropout forward can agree with itself on the three calls every example makes (one
+    # in four on one output) and then fool finite differences: before a mismatch is
+    # reported, CONFIRMING_CALLS more calls must agree too.
+    from gradcheck.signature import parse_signature
+    from gradcheck.user_calls import CONFIRMING_CALLS, confirm_deterministic
+    from gradcheck.user_types import UserCase, UserLayer
+
+    calls = []
+
+    def forward(x):
+        calls.append(1)
+        return x * (1.0 + (len(calls) > 5))  # the same for five calls, then not
+
+    layer = UserLayer(
+        "drifting", "functional", forward, lambda dout, x: dout, parse_signature("(n)->(n)"),
+        ("x",), (0,), (), (None,),
+    )  # fmt: skip
+    case = UserCase({"n": 2}, (np.ones(2),), np.ones(2), ("x",))
+    confirm_deterministic(replace(layer, forward=lambda x: 2.0 * x), case)  # agrees: silent
+    with pytest.raises(NondeterministicError, match="different outputs"):
+        confirm_deterministic(layer, case)
+    assert 5 < len(calls) <= CONFIRMING_CALLS + 1
 
 
 def test_functions_that_change_their_inputs_are_reported():
