@@ -75,7 +75,7 @@ def dense_gradient(
     block (`diagonal_block_products`), so memory stays O(NJP) and the J × JP matrix is
     never materialised.
     """
-    *lead, j, p = unit_jacobian.shape[:-3] + unit_jacobian.shape[-2:]
+    lead, (j, p) = unit_jacobian.shape[:-3], unit_jacobian.shape[-2:]
     if unit_jacobian.size * j <= budget:
         product = np.einsum("...nj,...njk->...k", delta, block_diagonal(unit_jacobian))
         return product.reshape(*lead, j, p), "explicit"

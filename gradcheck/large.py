@@ -125,12 +125,8 @@ class Plan:
     block_units: int
     layout: str
     probes: int
+    pass_units: int
     seed: int = 0
-    pass_units: int = 0
-
-    def __post_init__(self) -> None:
-        if self.pass_units < self.block_units:  # a pass is a whole number of blocks
-            object.__setattr__(self, "pass_units", self.block_units)
 
 
 def make_plan(

@@ -97,6 +97,7 @@ import scipy.special
 from numpy.lib.mixins import NDArrayOperatorsMixin
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from gradcheck import compact
 from gradcheck.expansions import (
     Bounds,
     Expansion,
@@ -158,10 +159,9 @@ def summation_bound(delta: ArrayLike, unit_jacobian: Any) -> FloatArray:
         magnitudes = [Expansion(((magnitude_delta,),)), bounds.magnitude]
         magnitude = contract(inputs, output, sizes, magnitudes)
     else:
-        # Σ_n |δ_nj| |B_njp| as J products of a 1 × N row and an N × P block (BLAS).
-        rows = np.swapaxes(magnitude_delta, -1, -2)[..., :, None, :]
-        blocks = np.swapaxes(np.absolute(value_of(unit_jacobian), dtype=np.float64), -3, -2)
-        magnitude = np.matmul(rows, blocks)[..., 0, :]
+        magnitude = compact.diagonal_block_products(
+            magnitude_delta, np.absolute(value_of(unit_jacobian), dtype=np.float64)
+        )
     rounding = gamma(n + j, unit_jacobian.dtype) * magnitude
     return 2.0 * (rounding + underflow(n + j, unit_jacobian.dtype))
 
