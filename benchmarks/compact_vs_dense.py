@@ -8,7 +8,7 @@ block by block: time and peak memory as J·P grows, in the same run.
 For each J (P = J + 1, a dense layer with I = J inputs) the three forms of formula 2 are
 evaluated from the same random δ (N x J) and B (N x J x P):
 
-- compact: `gradcheck.compact.compact_gradient`, O(N J P) time and O(J P) memory;
+- compact: `gradcheck.core.compact.compact_gradient`, O(N J P) time and O(J P) memory;
 - explicit: δ_n times the explicit block-diagonal matrix blockdiag(B_n) (N x J x JP),
   O(N J² P) time and memory; run only while that matrix fits in --explicit-cap bytes;
 - blockwise: the same product one diagonal block at a time, δ_:jᵀ B_:j for every unit j
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import compact
+from gradcheck.core import compact
 
 
 def measure(function: Any, repeats: int) -> tuple[float, int, Any]:

@@ -30,8 +30,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as fixed_seed
 
 from gradcheck import strategies as gst
-from gradcheck.checker import Verdict
-from gradcheck.network_checker import NetworkResult, check_network, check_networks
+from gradcheck.catalogue.checker import Verdict
+from gradcheck.catalogue.network_checker import NetworkResult, check_network, check_networks
 
 
 def draw(dtype: str, depth: int, stacks: int, seed: int) -> list[list[Any]]:

@@ -83,10 +83,10 @@ def plain_hand_written_seconds(size: int) -> float:
     """The least any check of this layer must spend: the catalogue's hand-written B and
     ∂f/∂z, A and δ_in on plain arrays, in the blocks the large path uses, with no error
     bound and no oracle."""
-    from gradcheck import compact
-    from gradcheck.activations import ACTIVATIONS
-    from gradcheck.large import make_plan
-    from gradcheck.layers import LAYER_TYPES
+    from gradcheck.catalogue.activations import ACTIVATIONS
+    from gradcheck.catalogue.large import make_plan
+    from gradcheck.catalogue.layers import LAYER_TYPES
+    from gradcheck.core import compact
 
     z, theta, delta = case_arrays(size)
     phi, dense = ACTIVATIONS["tanh"], LAYER_TYPES["dense"]
@@ -158,7 +158,7 @@ def child(tool: str, size: int) -> dict[str, Any]:
 
         inputs = torch_inputs(size)
     else:
-        import gradcheck.large  # noqa: F401
+        import gradcheck.catalogue.large  # noqa: F401
 
         z, theta, delta = case_arrays(size)
     try:
@@ -263,12 +263,12 @@ def power(size: int) -> dict[str, Any]:
 
 def full_differences_seconds(size: int, entries: int | None = None, chunk: int = 256) -> float:
     """∂E/∂θ by central differences with each entry of θ perturbed alone (the layout
-    "full" of gradcheck.oracles), in chunks of entries to bound memory. With `entries`,
+    "full" of gradcheck.core.oracles), in chunks of entries to bound memory. With `entries`,
     only the first that many are differentiated and the time is scaled to all n: every
     entry costs the same four evaluations of the whole layer."""
-    from gradcheck import oracles
-    from gradcheck.activations import ACTIVATIONS
-    from gradcheck.layers import LAYER_TYPES
+    from gradcheck.catalogue.activations import ACTIVATIONS
+    from gradcheck.catalogue.layers import LAYER_TYPES
+    from gradcheck.core import oracles
 
     z, theta, delta = case_arrays(size)
     phi = ACTIVATIONS["tanh"]

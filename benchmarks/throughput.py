@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from gradcheck import strategies as gst
-from gradcheck.checker import Verdict, check_many
+from gradcheck.catalogue.checker import Verdict, check_many
 
 
 def quiet(examples: int) -> settings:

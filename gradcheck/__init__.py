@@ -23,31 +23,31 @@ __version__ = "0.1.0"
 
 #: public name -> module that defines it, imported on first use
 _LAZY = {
-    "check": "gradcheck.checker",
-    "check_many": "gradcheck.checker",
-    "Case": "gradcheck.checker",
-    "CheckResult": "gradcheck.checker",
-    "Comparison": "gradcheck.checker",
-    "Verdict": "gradcheck.checker",
-    "ACTIVATIONS": "gradcheck.activations",
-    "Activation": "gradcheck.activations",
-    "LAYER_TYPES": "gradcheck.layers",
-    "LayerType": "gradcheck.layers",
-    "check_backward": "gradcheck.user",
-    "check_backward_cached": "gradcheck.user",
-    "check_layer_object": "gradcheck.user",
-    "check_unit_jacobian": "gradcheck.user",
-    "LayerCheck": "gradcheck.summary",
-    "ObjectLayer": "gradcheck.adapters",
-    "LOSSES": "gradcheck.losses",
-    "Loss": "gradcheck.losses",
-    "Network": "gradcheck.network",
-    "NetworkLayer": "gradcheck.network",
-    "backpropagate": "gradcheck.network",
-    "check_network": "gradcheck.network_checker",
-    "check_networks": "gradcheck.network_checker",
-    "NetworkResult": "gradcheck.network_checker",
-    "LayerResult": "gradcheck.network_checker",
+    "check": "gradcheck.catalogue.checker",
+    "check_many": "gradcheck.catalogue.checker",
+    "Case": "gradcheck.catalogue.checker",
+    "CheckResult": "gradcheck.catalogue.checker",
+    "Comparison": "gradcheck.catalogue.checker",
+    "Verdict": "gradcheck.catalogue.checker",
+    "ACTIVATIONS": "gradcheck.catalogue.activations",
+    "Activation": "gradcheck.catalogue.activations",
+    "LAYER_TYPES": "gradcheck.catalogue.layers",
+    "LayerType": "gradcheck.catalogue.layers",
+    "check_backward": "gradcheck.user.api",
+    "check_backward_cached": "gradcheck.user.api",
+    "check_layer_object": "gradcheck.user.api",
+    "check_unit_jacobian": "gradcheck.user.api",
+    "LayerCheck": "gradcheck.user.summary",
+    "ObjectLayer": "gradcheck.user.adapters",
+    "LOSSES": "gradcheck.catalogue.losses",
+    "Loss": "gradcheck.catalogue.losses",
+    "Network": "gradcheck.catalogue.network",
+    "NetworkLayer": "gradcheck.catalogue.network",
+    "backpropagate": "gradcheck.catalogue.network",
+    "check_network": "gradcheck.catalogue.network_checker",
+    "check_networks": "gradcheck.catalogue.network_checker",
+    "NetworkResult": "gradcheck.catalogue.network_checker",
+    "LayerResult": "gradcheck.catalogue.network_checker",
 }
 
 __all__ = [
@@ -85,25 +85,32 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from gradcheck.activations import ACTIVATIONS, Activation
-    from gradcheck.adapters import ObjectLayer
-    from gradcheck.checker import Case, CheckResult, Comparison, Verdict, check, check_many
-    from gradcheck.layers import LAYER_TYPES, LayerType
-    from gradcheck.losses import LOSSES, Loss
-    from gradcheck.network import Network, NetworkLayer, backpropagate
-    from gradcheck.network_checker import (
+    from gradcheck.catalogue.activations import ACTIVATIONS, Activation
+    from gradcheck.catalogue.checker import (
+        Case,
+        CheckResult,
+        Comparison,
+        Verdict,
+        check,
+        check_many,
+    )
+    from gradcheck.catalogue.layers import LAYER_TYPES, LayerType
+    from gradcheck.catalogue.losses import LOSSES, Loss
+    from gradcheck.catalogue.network import Network, NetworkLayer, backpropagate
+    from gradcheck.catalogue.network_checker import (
         LayerResult,
         NetworkResult,
         check_network,
         check_networks,
     )
-    from gradcheck.summary import LayerCheck
-    from gradcheck.user import (
+    from gradcheck.user.adapters import ObjectLayer
+    from gradcheck.user.api import (
         check_backward,
         check_backward_cached,
         check_layer_object,
         check_unit_jacobian,
     )
+    from gradcheck.user.summary import LayerCheck
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,7 @@ from gradcheck.errors import GradcheckError
 if TYPE_CHECKING:
     from hypothesis.database import ExampleDatabase
 
-    from gradcheck.checker import Case, CheckResult
+    from gradcheck.catalogue.checker import Case, CheckResult
     from gradcheck.report import Cell, Failure
 
 #: Cases checked together in one hypothesis example (and one vectorised pass).
@@ -60,9 +60,9 @@ def cells(
     (identity) per dtype, and networks (layer type "network") one cell per loss and dtype,
     each of random stacks of layer types and activations. Unknown names raise
     UnknownNameError."""
-    from gradcheck.activations import ACTIVATIONS, resolve_activation
-    from gradcheck.layers import LAYER_TYPES, resolve_layer_type
-    from gradcheck.losses import LOSSES
+    from gradcheck.catalogue.activations import ACTIVATIONS, resolve_activation
+    from gradcheck.catalogue.layers import LAYER_TYPES, resolve_layer_type
+    from gradcheck.catalogue.losses import LOSSES
 
     names = list(layer_types or [*LAYER_TYPES, NETWORK])
     networks = NETWORK in names
@@ -187,12 +187,12 @@ def run_cell(spec: CellSpec, *, examples: int, seed: int, database: str | None) 
     from hypothesis import given
 
     from gradcheck import strategies
-    from gradcheck.activations import ACTIVATIONS
-    from gradcheck.checker import Verdict, check_many
+    from gradcheck.catalogue.activations import ACTIVATIONS
+    from gradcheck.catalogue.checker import Verdict, check_many
+    from gradcheck.catalogue.layers import LAYER_TYPES
+    from gradcheck.catalogue.reproduce import reproduction
     from gradcheck.errors import GradientMismatch
-    from gradcheck.layers import LAYER_TYPES
     from gradcheck.report import Cell, Failure
-    from gradcheck.reproduce import reproduction
 
     if spec.layer_type == NETWORK:
         return run_network_cell(spec, examples=examples, seed=seed, database=database)
@@ -284,9 +284,9 @@ def run_network_cell(
     from hypothesis import given
 
     from gradcheck import strategies
-    from gradcheck.checker import Verdict
+    from gradcheck.catalogue.checker import Verdict
+    from gradcheck.catalogue.network_checker import check_networks
     from gradcheck.errors import GradientMismatch
-    from gradcheck.network_checker import check_networks
     from gradcheck.report import Cell, Failure
 
     started = time.perf_counter()

@@ -346,7 +346,7 @@ def _cost_points() -> list[Any]:
     the report's cost plot (best of three timings; bytes of the arrays each forms)."""
     import numpy as np
 
-    from gradcheck import compact
+    from gradcheck.core import compact
     from gradcheck.report import CostPoint
 
     rng = np.random.default_rng(0)
@@ -415,7 +415,7 @@ def _load(target: str) -> Any:
 def _run_target(target: Any, arguments: argparse.Namespace) -> list[Any]:
     """Run the checks target stands for; their summaries, failed or not."""
     import gradcheck
-    from gradcheck.user import collect
+    from gradcheck.user.api import collect
 
     overrides: dict[str, Any] = {}
     if arguments.examples is not None:
@@ -496,8 +496,8 @@ def _command_check(arguments: argparse.Namespace) -> int:
 
 def catalogue() -> dict[str, list[dict[str, Any]]]:
     """The catalogue as plain data."""
-    from gradcheck.activations import ACTIVATIONS
-    from gradcheck.layers import LAYER_TYPES
+    from gradcheck.catalogue.activations import ACTIVATIONS
+    from gradcheck.catalogue.layers import LAYER_TYPES
 
     layers = [
         {

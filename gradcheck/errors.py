@@ -92,7 +92,7 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
     result is the CheckResult (or a result-like object with message, case, comparisons,
     failures() and diagnosis), case the case, reproduction a Python snippet that rebuilds
     it. diagnosis is the class of bug the evidence points to, one of
-    gradcheck.diagnosis.CLASSES (taken from the result unless given), and explanation the
+    gradcheck.diagnosis.classes.CLASSES (taken from the result unless given), and explanation the
     whole Diagnosis with its evidence. The message fits on one screen: what failed, the
     case, the diagnosis, a table of the worst entries and the reproduction.
     """

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from gradcheck.summary import LayerCheck
+    from gradcheck.user.summary import LayerCheck
 
 _OUTPUT_KEY = "gradcheck"
 _CHECKS = ("check_backward", "check_backward_cached", "check_layer_object", "check_unit_jacobian")
@@ -167,7 +167,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _checks(state: _State) -> list[LayerCheck]:
-    from gradcheck.summary import LayerCheck
+    from gradcheck.user.summary import LayerCheck
 
     records = sorted(state.records, key=lambda r: (r.get("test") or "", r.get("index", 0)))
     return [LayerCheck.from_json_dict(record) for record in records]
@@ -219,13 +219,13 @@ class GradcheckFixture:
 
     @property
     def ObjectLayer(self) -> Any:  # noqa: N802 - the class, as gradcheck.ObjectLayer
-        from gradcheck.adapters import ObjectLayer
+        from gradcheck.user.adapters import ObjectLayer
 
         return ObjectLayer
 
     def _run(self, check: str, *args: Any, **options: Any) -> LayerCheck:
         __tracebackhide__ = True  # pytest: show the test's frames, not gradcheck's
-        from gradcheck import user
+        from gradcheck.user import api as user
 
         merged = {**self._defaults, **options}
         profile = merged.pop("profile", None)

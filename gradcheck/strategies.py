@@ -30,15 +30,15 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from gradcheck import profiles
-from gradcheck.activations import ACTIVATIONS, Activation, resolve_activation
-from gradcheck.checker import Case, CheckResult, Verdict, check_many
+from gradcheck.catalogue.activations import ACTIVATIONS, Activation, resolve_activation
+from gradcheck.catalogue.checker import Case, CheckResult, Verdict, check_many
+from gradcheck.catalogue.layers import LAYER_TYPES, LayerType, resolve_layer_type
+from gradcheck.catalogue.losses import LOSSES, Loss, resolve_loss
+from gradcheck.catalogue.network import Network, NetworkLayer
+from gradcheck.catalogue.reproduce import reproduction
+from gradcheck.core.oracles import step_sizes
+from gradcheck.core.tolerance import recording, track
 from gradcheck.errors import GradientMismatch
-from gradcheck.layers import LAYER_TYPES, LayerType, resolve_layer_type
-from gradcheck.losses import LOSSES, Loss, resolve_loss
-from gradcheck.network import Network, NetworkLayer
-from gradcheck.oracles import step_sizes
-from gradcheck.reproduce import reproduction
-from gradcheck.tolerance import recording, track
 
 __all__ = [
     "VALUES",
@@ -211,7 +211,7 @@ def case_stacks(
     max_size: int = 32,
 ) -> st.SearchStrategy[list[Case]]:
     """Lists of cases that share layer type, activation, dtype and shape, which
-    `gradcheck.checker.check_many` checks in one vectorised pass. Arguments as for
+    `gradcheck.catalogue.checker.check_many` checks in one vectorised pass. Arguments as for
     `cases`; min_size and max_size bound the length. A failing list shrinks to the one
     case that fails."""
     _check_bounds("inputs", min_inputs, max_inputs)
@@ -442,13 +442,13 @@ def networks(
     losses: Sequence[str | Loss] | None = None,
     dtypes: Sequence[str] = ("float64", "float32"),
 ) -> st.SearchStrategy[Network]:
-    """Whole networks (`gradcheck.network.Network`): a stack of layers and a loss.
+    """Whole networks (`gradcheck.catalogue.network.Network`): a stack of layers and a loss.
 
     Layer ℓ's inputs are layer ℓ-1's units, so sizes follow from the layers below rather
     than from filtering: every width z⁰ … z^L lies in [min_width, max_width], square
     layers (elementwise) keep the width. layer_types defaults to the unit-partitioned
     catalogue (coupled types may be named explicitly: `check_network` then reports them
-    as coupled), activations to the catalogue, losses to `gradcheck.losses.LOSSES`.
+    as coupled), activations to the catalogue, losses to `gradcheck.catalogue.losses.LOSSES`.
     Pre-activations are placed clear of kinks by construction, layer by layer: each
     layer's `clear_of_kinks` sees its inputs with the reach of the finite-difference steps
     (and the rounding of the network's dtype) carried up from the layers below, and the
@@ -483,7 +483,7 @@ def network_stacks(
     max_size: int = 16,
 ) -> st.SearchStrategy[list[Network]]:
     """Lists of networks of one architecture (layer types, activations, loss, dtype and
-    shapes; different values), which `gradcheck.network_checker.check_networks` checks in
+    shapes; different values), which `gradcheck.catalogue.network_checker.check_networks` checks in
     one vectorised pass. Arguments as for `networks`; min_size and max_size bound the
     length. The first network's headers give the architecture; the others give values
     (a missing layer blob reads as zero bytes). A failing list shrinks to the one network

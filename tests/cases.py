@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradcheck import Case
-from gradcheck.layers import LAYER_TYPES, LayerType
+from gradcheck.catalogue.layers import LAYER_TYPES, LayerType
 
 
 def random_case(

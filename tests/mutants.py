@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from cases import random_case
 
-from gradcheck import Case, compact
-from gradcheck.activations import ACTIVATIONS
-from gradcheck.layers import LAYER_TYPES, LayerType
+from gradcheck import Case
+from gradcheck.catalogue.activations import ACTIVATIONS
+from gradcheck.catalogue.layers import LAYER_TYPES, LayerType
+from gradcheck.core import compact
 
 ALL = ("dense", "autograd", "finite-differences")
 CALCULUS = ("autograd", "finite-differences")
@@ -29,7 +30,7 @@ class Mutant:
     case: Callable[[type], Case]
     caught_by: tuple[str, ...]
     target: str  # "parameters" or "inputs": where the mismatch must show
-    diagnosis: str  # the class of gradcheck.diagnosis it was planted as
+    diagnosis: str  # the class of gradcheck.diagnosis.classes it was planted as
     # False for bugs that show only at the magnitudes of their own case (an overflow), so
     # that a network, which feeds the layer its own values, need not show them.
     anywhere: bool = True

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck.activations import ACTIVATIONS, Activation, resolve_activation
+from gradcheck.catalogue.activations import ACTIVATIONS, Activation, resolve_activation
+from gradcheck.core.oracles import elementwise_derivative
+from gradcheck.core.tolerance import recording, track
 from gradcheck.errors import GradcheckError, UnknownNameError
-from gradcheck.oracles import elementwise_derivative
-from gradcheck.tolerance import recording, track
 
 REQUIRED = {
     "identity",

@@ -7,7 +7,7 @@ import pytest
 from cases import random_case
 
 from gradcheck import Case, GradcheckError, Verdict, check
-from gradcheck.checker import ORACLES
+from gradcheck.catalogue.checker import ORACLES
 from gradcheck.errors import UnknownNameError
 
 
@@ -225,7 +225,7 @@ def test_every_finite_difference_layout_checks(layout):
 def test_check_many_gives_what_check_gives_case_by_case():
     from mutants import MUTANTS
 
-    from gradcheck.checker import check_many
+    from gradcheck.catalogue.checker import check_many
 
     cases = [
         random_case(layer, "tanh", seed=seed)
@@ -264,7 +264,7 @@ def test_check_many_gives_what_check_gives_case_by_case():
 
 
 def test_a_kink_in_one_stacked_case_marks_only_that_case():
-    from gradcheck.checker import check_many
+    from gradcheck.catalogue.checker import check_many
 
     kinked = dense_at_a_kink("relu")
     clear = Case(

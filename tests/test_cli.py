@@ -15,7 +15,9 @@ from types import MappingProxyType
 import jsonschema
 import pytest
 
-from gradcheck import cli, compact, layers
+from gradcheck import cli
+from gradcheck.catalogue import layers
+from gradcheck.core import compact
 from gradcheck.report import load_schema, read_report
 
 SMALL = [

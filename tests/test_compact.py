@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from gradcheck import compact, tolerance
+from gradcheck.core import compact, tolerance
 
 sizes = st.integers(1, 5)
 values = st.floats(-100, 100, allow_nan=False, width=32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck.diagnosis import (
+from gradcheck.diagnosis.classes import (
     CLASSES,
     PRECISION_FACTOR,
     ArgumentEvidence,

@@ -15,10 +15,10 @@ from cases import random_case
 from mutants import MUTANTS
 
 from gradcheck import LAYER_TYPES, Case, Verdict, check
-from gradcheck import large as large_module
-from gradcheck.blockwise import signed_steps
-from gradcheck.checker import check_many
-from gradcheck.large import check_large, make_plan
+from gradcheck.catalogue import large as large_module
+from gradcheck.catalogue.blockwise import signed_steps
+from gradcheck.catalogue.checker import check_many
+from gradcheck.catalogue.large import check_large, make_plan
 
 PARTITIONED = [
     ("dense", "tanh"), ("linear", None), ("rbf", None), ("gated", "sigmoid"),

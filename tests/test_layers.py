@@ -8,8 +8,8 @@ import pytest
 from cases import random_case
 
 from gradcheck import LAYER_TYPES, Verdict, check
+from gradcheck.catalogue.layers import resolve_layer_type
 from gradcheck.errors import UnknownNameError
-from gradcheck.layers import resolve_layer_type
 
 PARTITIONED = [name for name, layer in LAYER_TYPES.items() if not layer.coupled]
 COUPLED = [name for name, layer in LAYER_TYPES.items() if layer.coupled]

@@ -64,7 +64,7 @@ def test_the_diagnosis_holds_whichever_oracle_caught_it(mutant, oracle):
 
 
 def test_every_diagnosis_class_but_three_is_planted():
-    from gradcheck.diagnosis import CLASSES
+    from gradcheck.diagnosis.classes import CLASSES
 
     # coupling-ignored needs a layer whose backward claims the whole gradient (a user
     # layer; see test_diagnosis.py), and precision a rounding the model did not foresee.

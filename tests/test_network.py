@@ -33,13 +33,13 @@ from gradcheck import (
     backpropagate,
     check_network,
     check_networks,
-    compact,
 )
 from gradcheck import strategies as gst
+from gradcheck.catalogue.network import InvalidNetworkError, StackedNetworks
+from gradcheck.core import compact
+from gradcheck.core.oracles import reverse_mode, step_sizes
+from gradcheck.core.tolerance import recording, track
 from gradcheck.errors import UnknownNameError
-from gradcheck.network import InvalidNetworkError, StackedNetworks
-from gradcheck.oracles import reverse_mode, step_sizes
-from gradcheck.tolerance import recording, track
 
 SCALE = int(os.environ.get("GRADCHECK_NETWORK_EXAMPLES", "1"))
 STACKS, SINGLES = 60 * SCALE, 200 * SCALE

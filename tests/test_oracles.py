@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck import LAYER_TYPES, oracles
-from gradcheck.activations import ACTIVATIONS
-from gradcheck.tolerance import track
+from gradcheck import LAYER_TYPES
+from gradcheck.catalogue.activations import ACTIVATIONS
+from gradcheck.core import oracles
+from gradcheck.core.tolerance import track
 
 
 def sine_forward(z, theta):

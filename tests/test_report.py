@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from test_report_support import SETTINGS, build_report, checked, full_report, key_of
 
 from gradcheck import GradcheckError, Verdict, check
-from gradcheck.checker import ORACLES as CHECKER_ORACLES
+from gradcheck.catalogue.checker import ORACLES as CHECKER_ORACLES
 from gradcheck.report import (
     ORACLES,
     RATIO_BIN_EDGES,

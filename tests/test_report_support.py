@@ -14,7 +14,7 @@ from cases import random_case
 from mutants import MUTANTS
 
 from gradcheck import Case, CheckResult, check
-from gradcheck.layers import LayerType
+from gradcheck.catalogue.layers import LayerType
 from gradcheck.report import Cell, CostPoint, Failure, Report
 
 MUTANT = next(m for m in MUTANTS if m.name == "compaction sign flipped")

@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis.database import InMemoryExampleDatabase
 from hypothesis.errors import InvalidArgument
 
-from gradcheck import ACTIVATIONS, LAYER_TYPES, Verdict, check, compact
+from gradcheck import ACTIVATIONS, LAYER_TYPES, Verdict, check
 from gradcheck import strategies as gst
+from gradcheck.catalogue.reproduce import reproduction
+from gradcheck.core import compact
 from gradcheck.errors import GradientMismatch
-from gradcheck.reproduce import reproduction
 
 SHRINK = settings(
     database=None, max_examples=300, deadline=None, suppress_health_check=list(HealthCheck)

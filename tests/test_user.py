@@ -26,7 +26,7 @@ from gradcheck.errors import (
     UserOutputError,
     UserTimeoutError,
 )
-from gradcheck.user import collect
+from gradcheck.user.api import collect
 
 AFFINE = "(n,i),(i,j),(j)->(n,j)"
 FEW = 30  # examples per passing check: each example already checks every entry
@@ -537,9 +537,9 @@ def test_a_mismatch_is_reported_only_after_more_calls_of_the_forward_agree():
     # A dropout forward can agree with itself on the three calls every example makes (one
     # in four on one output) and then fool finite differences: before a mismatch is
     # reported, CONFIRMING_CALLS more calls must agree too.
-    from gradcheck.signature import parse_signature
-    from gradcheck.user_calls import CONFIRMING_CALLS, confirm_deterministic
-    from gradcheck.user_types import UserCase, UserLayer
+    from gradcheck.user.calls import CONFIRMING_CALLS, confirm_deterministic
+    from gradcheck.user.signature import parse_signature
+    from gradcheck.user.types import UserCase, UserLayer
 
     calls = []
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from gradcheck.errors import GradcheckError, SignatureError, UsageError
-from gradcheck.signature import parse_signature
+from gradcheck.user.signature import parse_signature
 
 
 def test_a_dense_layer_signature_names_its_sizes_and_unit_axis():
@@ -70,7 +70,7 @@ def test_a_signature_that_is_not_a_string_is_refused():
 def test_parsing_a_signature_loads_nothing_heavy():
     code = (
         "import sys\n"
-        "from gradcheck.signature import parse_signature\n"
+        "from gradcheck.user.signature import parse_signature\n"
         "parse_signature('(n,i),(i,j)->(n,j)')\n"
         "print(sorted(m for m in ('numpy', 'autograd', 'hypothesis') if m in sys.modules))\n"
     )

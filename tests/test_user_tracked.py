@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from gradcheck.tolerance import Tracked, recording, track
+from gradcheck.core.tolerance import Tracked, recording, track
 
 values = st.floats(-30.0, 30.0, allow_nan=False, width=32)
 matrices = arrays(np.float32, (3, 4), elements=values)

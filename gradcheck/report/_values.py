@@ -21,9 +21,9 @@ SCHEMA_NAME = "gradcheck-report"
 SCHEMA_VERSION = 1
 #: A report's status: still being written, finished, or stopped early (what finished is kept).
 STATUSES = ("running", "complete", "interrupted")
-#: The verdicts of `gradcheck.checker.Verdict`, as strings, in the checker's order.
+#: The verdicts of `gradcheck.catalogue.checker.Verdict`, as strings, in the checker's order.
 VERDICTS = ("pass", "mismatch", "coupled", "non-differentiable", "invalid-input")
-#: The oracles of `gradcheck.checker.ORACLES`.
+#: The oracles of `gradcheck.catalogue.checker.ORACLES`.
 ORACLES = ("dense", "autograd", "finite-differences")
 #: Edges of the error/bound histograms: a bin a decade from 1e-8 to 1e2. Bins are closed on
 #: the right, (edge[k-1], edge[k]], so a ratio of exactly 1 (at the bound: a pass) falls in

@@ -24,7 +24,7 @@ from gradcheck.report._values import (
 )
 
 if TYPE_CHECKING:
-    from gradcheck.checker import CheckResult
+    from gradcheck.catalogue.checker import CheckResult
 
 _ARRAYS = ("z", "theta", "delta")
 

@@ -48,7 +48,7 @@ from gradcheck.report._values import (
 from gradcheck.report.failure import Counterexample, Failure, WorstEntry, worst_entries
 
 if TYPE_CHECKING:
-    from gradcheck.checker import CheckResult
+    from gradcheck.catalogue.checker import CheckResult
 
 __all__ = [
     "ORACLES",

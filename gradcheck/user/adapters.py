@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import compact
+from gradcheck.core import compact
 from gradcheck.errors import UsageError, UserOutputError
 
 

@@ -7,7 +7,7 @@ are formed, compared and discarded before the next block, and formula 1 accumula
 
     ∂E/∂z = Σ_b ∂E_b/∂z,    E_b = Σ_n Σ_(j∈b) δ_nj f_nj(z; θ_b)
 
-For each block, with the error model of `gradcheck.tolerance` throughout:
+For each block, with the error model of `gradcheck.core.tolerance` throughout:
 
 - hand-written: B_b, ∂f_b/∂z, A_b and the block's share of δ_in on Tracked arrays in the
   case's dtype (the running error bound of the user's own code);
@@ -63,9 +63,8 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import compact, oracles, tolerance
-from gradcheck.activations import Activation, resolve_activation
-from gradcheck.blockwise import (
+from gradcheck.catalogue.activations import Activation, resolve_activation
+from gradcheck.catalogue.blockwise import (
     Tally,
     accumulate,
     probe_comparison,
@@ -74,8 +73,9 @@ from gradcheck.blockwise import (
     shifted,
     signed_steps,
 )
-from gradcheck.layers import LayerType, identity_if_unused, resolve_layer_type
-from gradcheck.results import (
+from gradcheck.catalogue.layers import LayerType, identity_if_unused, resolve_layer_type
+from gradcheck.core import compact, oracles, tolerance
+from gradcheck.core.results import (
     ORACLES,
     Case,
     CaseError,
@@ -90,7 +90,7 @@ from gradcheck.results import (
     mismatch_message,
     validated,
 )
-from gradcheck.tolerance import Tracked, track
+from gradcheck.core.tolerance import Tracked, track
 
 #: θ with more entries than this, in a layer not declared coupled, is checked here.
 LARGE_PARAMETERS = 1 << 16
@@ -182,7 +182,7 @@ def check_large(
     options = check_options(oracles, finite_differences, probes or 1, "report")
     layer = resolve_layer_type(case.layer_type)
     if layer.coupled:  # per-block forwards would change a coupled layer: the stacked path
-        from gradcheck.checker import check
+        from gradcheck.catalogue.checker import check
 
         return check(case, oracles=oracles, finite_differences=finite_differences)
     phi = identity_if_unused(layer, resolve_activation(case.activation))

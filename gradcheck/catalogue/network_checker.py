@@ -1,6 +1,6 @@
 """One network in, one NetworkResult out: the recursion checked at every layer.
 
-`check_network` runs the hand-written recursion (`gradcheck.network`) in the network's
+`check_network` runs the hand-written recursion (`gradcheck.catalogue.network`) in the network's
 dtype on `Tracked` arrays, so that every A^ℓ and δ^ℓ carries a running bound on its
 rounding that composes through the layers as the arithmetic does (a deep network's δ
 went through more roundings and gets a wider bound; there is no depth factor), and
@@ -41,9 +41,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, primitive
 
-from gradcheck import compact, oracles, tolerance
-from gradcheck.errors import GradcheckError, UnknownNameError
-from gradcheck.network import (
+from gradcheck.catalogue.network import (
     COMPACTION,
     FORMULA_1,
     HandWritten,
@@ -53,8 +51,10 @@ from gradcheck.network import (
     compaction,
     with_cross_term,
 )
-from gradcheck.results import ORACLES, Comparison, Verdict, compare
-from gradcheck.tolerance import Tracked, track
+from gradcheck.core import compact, oracles, tolerance
+from gradcheck.core.results import ORACLES, Comparison, Verdict, compare
+from gradcheck.core.tolerance import Tracked, track
+from gradcheck.errors import GradcheckError, UnknownNameError
 
 #: θ^ℓ with at most this many entries get full finite differences (each entry alone);
 #: larger ones get random signed probes.

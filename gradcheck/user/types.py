@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.checker import Comparison, Verdict
-from gradcheck.signature import Signature
+from gradcheck.catalogue.checker import Comparison, Verdict
+from gradcheck.user.signature import Signature
 
 #: Seconds one example may take, by default, before the user's code is stopped.
 DEFAULT_TIMEOUT = 60.0
@@ -153,7 +153,7 @@ class UserResult:
     error_models: Mapping[str, str] = field(default_factory=dict)
     structure: Mapping[str, str] = field(default_factory=dict)
     compact_identity: Mapping[str, str] = field(default_factory=dict)
-    diagnosis: Any = None  # a gradcheck.diagnosis.Diagnosis, for a mismatch
+    diagnosis: Any = None  # a gradcheck.diagnosis.classes.Diagnosis, for a mismatch
 
     @property
     def passed(self) -> bool:

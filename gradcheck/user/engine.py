@@ -3,9 +3,9 @@
 `check_example` runs the user's forward and backward on a drawn case, makes sure they
 behave (deterministic, leave their inputs alone, return what the signature promises),
 bounds the rounding of the hand-written gradients, and holds them against the
-references of `gradcheck.user_oracles`:
+references of `gradcheck.user.oracles`:
 
-    |g - r|  <=  rounding(g) + error(r)          entry by entry, as in gradcheck.tolerance
+    |g - r|  <=  rounding(g) + error(r)          entry by entry, as in gradcheck.core.tolerance
 
 **rounding(g)**: the user's backward is run once more on `Tracked` inputs. When it runs
 through the error model's rules and returns Tracked arrays without an "untracked" or
@@ -14,7 +14,7 @@ run's gradient g is then charged e_T + |v_T - g| (rigorous too), and the two run
 agree within 2 e_T (the same sums in another order) or they computed different things.
 The same code run in a higher precision measures its actual rounding, which also sees
 constants rounded to the working dtype in plain arrays; g is charged the larger of the
-two. Without a running bound the fallback model of `gradcheck.tolerance` applies, and the
+two. Without a running bound the fallback model of `gradcheck.core.tolerance` applies, and the
 result says so.
 
 **error(r)**: autograd's own running bound when its Tracked evaluation works (else the
@@ -32,11 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.checker import Verdict
-from gradcheck.diagnosis import diagnose_draws
+from gradcheck.catalogue.checker import Verdict
+from gradcheck.core.tolerance import gamma, unit_roundoff
+from gradcheck.diagnosis.classes import diagnose_draws
+from gradcheck.diagnosis.user import user_evidence
 from gradcheck.errors import UsageError, UserCodeError
-from gradcheck.tolerance import gamma, unit_roundoff
-from gradcheck.user_calls import (
+from gradcheck.user.calls import (
     forward_bound,
     hand_written_bounds,
     measured_rounding,
@@ -44,7 +45,7 @@ from gradcheck.user_calls import (
     run_user_code,
     user_frames,
 )
-from gradcheck.user_compare import (
+from gradcheck.user.compare import (
     Findings,
     compare,
     dense_comparison,
@@ -52,8 +53,7 @@ from gradcheck.user_compare import (
     structure_comparison,
     verdict_of,
 )
-from gradcheck.user_explain import user_evidence
-from gradcheck.user_oracles import (
+from gradcheck.user.oracles import (
     ArgumentDifferences,
     AutogradReference,
     NotTraceableError,
@@ -61,7 +61,7 @@ from gradcheck.user_oracles import (
     autograd_reference,
     differences,
 )
-from gradcheck.user_types import (
+from gradcheck.user.types import (
     Memo,
     Options,
     UserCase,
@@ -309,7 +309,7 @@ def _charges(
     With a running bound, the hand-written side gets the larger of it and its measured
     rounding (which also sees constants rounded to the working dtype in plain arrays,
     np.where(x > 0, 1.0, 0.1).astype(np.float32), while the references use the same
-    code's float64 constants). Without one, the fallback model of gradcheck.tolerance:
+    code's float64 constants). Without one, the fallback model of gradcheck.core.tolerance:
     the other side's running bound re-scaled to this side's dtype, plus γ_m M, plus the
     measured rounding.
     """
@@ -337,7 +337,7 @@ def _outside_bounds(layer: UserLayer, x: np.ndarray, k: int) -> str | None:
     bounds = layer.bounds[k]
     if bounds is None:
         return None
-    from gradcheck.oracles import step_sizes
+    from gradcheck.core.oracles import step_sizes
 
     low, high = bounds
     reach = 2.0 * step_sizes(x)

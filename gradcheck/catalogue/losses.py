@@ -1,6 +1,6 @@
 """The catalogue of losses: E = Σ_n e(f_n, y_n) and its hand-written gradient δ^L = ∂E/∂f.
 
-A loss closes a network (`gradcheck.network`): f is the last layer's output z^L (N × J),
+A loss closes a network (`gradcheck.catalogue.network`): f is the last layer's output z^L (N × J),
 y the targets (N × J). Each row of `LOSSES` gives e per example, written with
 autograd.numpy so that autograd can differentiate the whole network, beside the
 hand-written ∂E/∂f that starts backprop, as the activation and layer tables keep a
@@ -22,8 +22,8 @@ from typing import Any
 import autograd.numpy as anp
 import numpy as np
 
+from gradcheck.core.tolerance import value_of
 from gradcheck.errors import UnknownNameError
-from gradcheck.tolerance import value_of
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradcheck.activations import ACTIVATIONS, resolve_activation
-from gradcheck.checker import Case
-from gradcheck.layers import LAYER_TYPES, resolve_layer_type
+from gradcheck.catalogue.activations import ACTIVATIONS, resolve_activation
+from gradcheck.catalogue.checker import Case
+from gradcheck.catalogue.layers import LAYER_TYPES, resolve_layer_type
 
 
 def _array(values: np.ndarray) -> str:

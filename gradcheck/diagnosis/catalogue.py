@@ -1,4 +1,4 @@
-"""Gathering the evidence about a failing catalogue case, for `gradcheck.diagnosis`.
+"""Gathering the evidence about a failing catalogue case, for `gradcheck.diagnosis.classes`.
 
 The checker keeps, for each batch of stacked cases, the hand-written side (B, ∂f/∂z, A,
 δ_in with their running error bounds) and every reference it computed. For a case that
@@ -13,8 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import oracles
-from gradcheck.diagnosis import ArgumentEvidence, Diagnosis, Evidence, JacobianEvidence, diagnose
+from gradcheck.core import oracles
+from gradcheck.diagnosis.classes import (
+    ArgumentEvidence,
+    Diagnosis,
+    Evidence,
+    JacobianEvidence,
+    diagnose,
+)
 
 #: Above this many outputs (N·J) a case's per-example Jacobians are not computed.
 JACOBIAN_BUDGET = 4096

@@ -7,7 +7,7 @@ of the wrong shape, number or dtype, a forward that is not finite.
 
 `hand_written_bounds` and `forward_bound` bound the rounding of the backward and of the
 float64 forward: by running the code again on `Tracked` arrays, whose running bound is
-rigorous while every operation goes through a rule of `gradcheck.tolerance`, else by the
+rigorous while every operation goes through a rule of `gradcheck.core.tolerance`, else by the
 fallback model documented there; `measured_rounding` runs the code in a higher precision.
 
 This module is free of hypothesis and pytest.
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.core.tolerance import Tracked, gamma, recording, track
 from gradcheck.errors import (
     AliasedOutputError,
     GradcheckError,
@@ -31,8 +32,7 @@ from gradcheck.errors import (
     UserCodeError,
     UserOutputError,
 )
-from gradcheck.tolerance import Tracked, gamma, recording, track
-from gradcheck.user_types import UserCase, UserLayer
+from gradcheck.user.types import UserCase, UserLayer
 
 # ---- running user code -----------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Whole networks and the seed's two formulas as a recursion.
 
 A network is a stack of layers z^ℓ = f^ℓ(z^(ℓ-1); θ^ℓ), ℓ = 1 … L, on inputs z⁰ (N × I),
-closed by a loss E = Σ_n e(z^L_n, y_n) (`gradcheck.losses`). With δ^ℓ = ∂E/∂z^ℓ,
+closed by a loss E = Σ_n e(z^L_n, y_n) (`gradcheck.catalogue.losses`). With δ^ℓ = ∂E/∂z^ℓ,
 backprop is
 
     δ^L      = ∂E/∂z^L                          the loss rule
@@ -12,7 +12,7 @@ for ℓ = L … 1, every factor from a layer type's hand-written rules. `backpro
 it on one network; `StackedNetworks.hand_written` runs it on K networks of one
 architecture at once, on `Tracked` arrays, so that every z^ℓ, δ^ℓ and A^ℓ carries a
 running bound on its rounding that composes through the layers exactly as the arithmetic
-does. `gradcheck.network_checker` holds the result against the oracles.
+does. `gradcheck.catalogue.network_checker` holds the result against the oracles.
 
 This module is free of I/O, hypothesis and pytest.
 """
@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from gradcheck import compact, tolerance
-from gradcheck.activations import Activation, resolve_activation
+from gradcheck.catalogue.activations import Activation, resolve_activation
+from gradcheck.catalogue.layers import LayerType, identity_if_unused, resolve_layer_type
+from gradcheck.catalogue.losses import Loss, resolve_loss
+from gradcheck.core import compact, tolerance
+from gradcheck.core.tolerance import Tracked, track
 from gradcheck.errors import GradcheckError
-from gradcheck.layers import LayerType, identity_if_unused, resolve_layer_type
-from gradcheck.losses import Loss, resolve_loss
-from gradcheck.tolerance import Tracked, track
 
 _SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -1,4 +1,5 @@
-"""Pieces of the large-layer path that work across blocks of units (see `gradcheck.large`).
+"""Pieces of the large-layer path that work across blocks of units
+(see `gradcheck.catalogue.large`).
 
 - `Tally`: one comparison made block by block, keeping only its worst entry;
 - `reverse_mode`: ∂E_b/∂θ_b, ∂E_b/∂z and f(z; θ_b) from one reverse pass on Tracked arrays;
@@ -18,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import oracles, tolerance
-from gradcheck.results import Comparison, compare
-from gradcheck.tolerance import Tracked, track
+from gradcheck.core import oracles, tolerance
+from gradcheck.core.results import Comparison, compare
+from gradcheck.core.tolerance import Tracked, track
 
 
 class Tally:

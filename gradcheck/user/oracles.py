@@ -6,12 +6,12 @@ gradient is checked is the scalar E = ⟨δ, forward(*args)⟩ (δ = dout); ever
 evaluated in float64 on the case's values.
 
 - `differences`: for each differentiated argument, every entry perturbed alone by ±h and
-  ±2h (h = cbrt(u)·max(1, |x|), `gradcheck.oracles.step_sizes`), which gives
+  ±2h (h = cbrt(u)·max(1, |x|), `gradcheck.core.oracles.step_sizes`), which gives
 
   * the central difference with Richardson extrapolation, (4 D(h) - D(2h)) / 3, of E and
     of every output f_o (the Jacobian, used by the structure analysis), with the error
     |D(h) - D(2h)| + (4 ρ(h) + ρ(2h)) / 3, ρ the rounding of the function values over
-    the step (the argument of `gradcheck.oracles._richardson`);
+    the step (the argument of `gradcheck.core.oracles._richardson`);
   * the one-sided extrapolations 2 D±(h) - D±(2h) of E from the right and from the left,
     each with the slack |D±(h) - D±(2h)| + its rounding. At a point where E is smooth
     within the stencil, the right, left and central estimates agree within the sums of
@@ -25,7 +25,7 @@ evaluated in float64 on the case's values.
 - `autograd_reference`: reverse mode through the forward when it is written with
   autograd.numpy, detected by running it on autograd's boxes; first on `Tracked` arrays,
   which gives autograd's own running error bound, else on plain arrays (error unknown:
-  the caller applies the fallback model of `gradcheck.tolerance`).
+  the caller applies the fallback model of `gradcheck.core.tolerance`).
 - `structure`: whether each parameter is unit-partitioned along one of its axes, read
   off the finite-difference Jacobian.
 
@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.oracles import step_sizes
-from gradcheck.tolerance import Tracked, gamma, recording, track
+from gradcheck.core.oracles import step_sizes
+from gradcheck.core.tolerance import Tracked, gamma, recording, track
 
 #: Arguments with at most this many entries are differenced entry by entry.
 FULL_DIFFERENCES_BUDGET = 64
@@ -279,7 +279,7 @@ def autograd_reference(
     the inputs, values that differ from the forward's)."""
     import autograd
 
-    from gradcheck import oracles
+    from gradcheck.core import oracles
 
     plain = _energy(forward, arguments, which, dout, outputs)
     try:

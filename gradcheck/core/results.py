@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from gradcheck import tolerance
-from gradcheck.activations import Activation
+from gradcheck.catalogue.activations import Activation
+from gradcheck.catalogue.layers import LayerType
+from gradcheck.core import tolerance
 from gradcheck.errors import GradcheckError, UnknownNameError
-from gradcheck.layers import LayerType
 
 if TYPE_CHECKING:
-    from gradcheck.diagnosis import Diagnosis
+    from gradcheck.diagnosis.classes import Diagnosis
 
 #: The oracles a check runs by default, in the order results are listed.
 ORACLES = ("dense", "autograd", "finite-differences")

@@ -59,7 +59,7 @@ class LayerCheck:
         return self.outcome == "passed"
 
     def add(self, result: Any) -> None:
-        """Fold in one example's result (a `gradcheck.user_engine.UserResult`)."""
+        """Fold in one example's result (a `gradcheck.user.engine.UserResult`)."""
         self.seconds += float(result.seconds.get("total", 0.0))
         if str(result.verdict) == "non-differentiable":
             self.rejected += 1

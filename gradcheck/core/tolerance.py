@@ -34,7 +34,7 @@ loops for exp, log, sin, cos and tanh at under 4 ulp, glibc's libm tables list a
 3 ulp for the functions used here on x86-64, and Cephes' erf (used by SciPy) has a peak
 relative error of 3.7e-16 in float64 (under 2 ulp).
 
-**error(r)** depends on the oracle and is computed in `gradcheck.oracles`:
+**error(r)** depends on the oracle and is computed in `gradcheck.core.oracles`:
 
 - autograd evaluates the chain rule for the same forward in float64, on Tracked arrays:
   it is charged the running error bound of its own evaluation, by the same rules.
@@ -53,11 +53,11 @@ recorded as an `Event`, and the checker reports the case as non-differentiable.
 goes through a rule. Operations without one raise TypeError; a conversion to a plain
 array (``np.asarray`` on a Tracked value whose error is not zero, or assigning one into a
 plain array) drops the error, and is recorded as an event of kind "untracked" so that a
-caller knows the bound is incomplete. `gradcheck.user` runs hand-written code of users
+caller knows the bound is incomplete. `gradcheck.user.api` runs hand-written code of users
 on Tracked arrays first and, where that fails or is lossy, falls back to a documented
 model instead (see "The fallback model for user code" below).
 
-**The fallback model for user code** (an assumption, not a theorem; `gradcheck.user`
+**The fallback model for user code** (an assumption, not a theorem; `gradcheck.user.api`
 says in every result which model each side used). When a user's backward, or autograd's
 evaluation of a user's forward, cannot be bounded by running it on Tracked arrays, the
 side without a running bound is charged the sum of
@@ -97,8 +97,8 @@ import scipy.special
 from numpy.lib.mixins import NDArrayOperatorsMixin
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from gradcheck import compact
-from gradcheck.expansions import (
+from gradcheck.core import compact
+from gradcheck.core.expansions import (
     Bounds,
     Expansion,
     aligned,
@@ -265,7 +265,7 @@ class Tracked(NDArrayOperatorsMixin):
     TypeError rather than silently dropping the error. Comparisons return plain boolean
     arrays. The error is kept in float64 whatever the value's dtype; that of a product
     larger than its operands is kept as operand-sized factors until read
-    (`gradcheck.expansions.Bounds`).
+    (`gradcheck.core.expansions.Bounds`).
     """
 
     __slots__ = ("_bounds", "_error", "value")

@@ -1,7 +1,7 @@
 """Running the checks of a user's layer under hypothesis, and collecting their summaries.
 
 `run` draws cases (or takes the one given), checks each with
-`gradcheck.user_engine.check_example`, redraws those at a non-differentiable point,
+`gradcheck.user.engine.check_example`, redraws those at a non-differentiable point,
 steers the search towards the largest error/bound, and raises the shrunk failure:
 `GradientMismatch` with a reproduction snippet, or the user-code error. Every summary
 goes to the `collect()` block around it, passed or not (the pytest plugin's summary).
@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.adapters import qualified_name
-from gradcheck.checker import Verdict
+from gradcheck.catalogue.checker import Verdict
 from gradcheck.errors import (
     GradcheckError,
     GradientMismatch,
@@ -30,11 +29,12 @@ from gradcheck.errors import (
     UserTimeoutError,
 )
 from gradcheck.report import Failure
-from gradcheck.summary import LayerCheck
-from gradcheck.user_calls import confirm_deterministic
-from gradcheck.user_draw import Plan, case_from_example, cases, decode, reproduction
-from gradcheck.user_engine import check_example
-from gradcheck.user_types import Memo, Options, UserCase, UserLayer
+from gradcheck.user.adapters import qualified_name
+from gradcheck.user.calls import confirm_deterministic
+from gradcheck.user.draw import Plan, case_from_example, cases, decode, reproduction
+from gradcheck.user.engine import check_example
+from gradcheck.user.summary import LayerCheck
+from gradcheck.user.types import Memo, Options, UserCase, UserLayer
 
 _collector: contextvars.ContextVar[list[LayerCheck] | None] = contextvars.ContextVar(
     "gradcheck_layer_checks", default=None
@@ -69,7 +69,7 @@ def settings_for(parent: Any, max_examples: int | None) -> Any:
         "report_multiple_bugs": False,
         # the explain phase would list gradcheck's own lines, not the user's
         "phases": [phase for phase in base.phases if phase is not Phase.explain],
-        # a case is one fixed-size blob by design (see gradcheck.user_draw), and checking
+        # a case is one fixed-size blob by design (see gradcheck.user.draw), and checking
         # a layer takes many calls of it
         "suppress_health_check": [
             *base.suppress_health_check,
@@ -103,7 +103,7 @@ def run(
             _one(layer, source, case, options, memo, summary, inside=False)
         else:
             key = ":".join(
-                ["gradcheck.user", layer.style, layer.name, str(layer.signature), *functions]
+                ["gradcheck.user.api", layer.style, layer.name, str(layer.signature), *functions]
             )
             _hypothesis(layer, source, plan, options, memo, summary, settings, max_examples, key)
         if memo.aliased is not None:
@@ -139,7 +139,7 @@ def _diagnosed_over_draws(
     case alone is often too small to tell a constant factor from a wrong derivative."""
     import dataclasses
 
-    from gradcheck.diagnosis import diagnose_draws
+    from gradcheck.diagnosis.classes import diagnose_draws
 
     shrunk = memo.failing[-1:]
     memo.failing = []

@@ -10,7 +10,7 @@ input gradient δ_in = δ · ∂f/∂z (formula 1), and holds both against the o
   unit-to-unit blocks, which measure the block-diagonal precondition;
 - finite-differences: central differences with Richardson extrapolation in float64.
 
-Each entry must lie within the bound of `gradcheck.tolerance`. The verdict is the first
+Each entry must lie within the bound of `gradcheck.core.tolerance`. The verdict is the first
 that applies of: invalid-input (bad arrays, a forward that is not finite, hand-written
 code that raises or returns the wrong shape), non-differentiable (a kink, tie or
 singularity within the finite-difference step or the rounding error), mismatch of the
@@ -27,12 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import compact, explain, oracles, tolerance
-from gradcheck.activations import Activation, resolve_activation
-from gradcheck.diagnosis import Diagnosis
-from gradcheck.errors import GradcheckError
-from gradcheck.layers import LayerType, identity_if_unused, resolve_layer_type
-from gradcheck.results import (
+from gradcheck.catalogue.activations import Activation, resolve_activation
+from gradcheck.catalogue.layers import LayerType, identity_if_unused, resolve_layer_type
+from gradcheck.core import compact, oracles, tolerance
+from gradcheck.core.results import (
     COUPLED_DIFFERENCES_BUDGET,
     COUPLING_UNITS_BUDGET,
     FULL_DIFFERENCES_BUDGET,
@@ -53,6 +51,9 @@ from gradcheck.results import (
     mismatch_message,
     validated,
 )
+from gradcheck.diagnosis import catalogue as explain
+from gradcheck.diagnosis.classes import Diagnosis
+from gradcheck.errors import GradcheckError
 
 __all__ = [
     "ORACLES",
@@ -83,7 +84,7 @@ def check(
     """Check one case's hand-written gradients against the oracles.
 
     oracles: any of "dense", "autograd", "finite-differences".
-    finite_differences: "auto", "full", "columns" or "probes" (see gradcheck.oracles).
+    finite_differences: "auto", "full", "columns" or "probes" (see gradcheck.core.oracles).
     probes: how many random directions the "probes" layout uses.
     kinks: "report" gives a case at a kink the verdict non-differentiable; "subgradient"
     checks instead that the hand-written derivatives lie between the one-sided
@@ -128,7 +129,7 @@ def check_many(
         except CaseError as problem:
             results[index] = CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", None)
             continue
-        from gradcheck import large  # here, not at the top: large imports this module
+        from gradcheck.catalogue import large  # here, not at the top: large imports this module
 
         if large.applies(layer, theta.size):  # big layers: block by block, O(n) memory
             results[index] = large.check_validated(layer, phi, z, theta, delta, options)
@@ -239,7 +240,7 @@ class _Batch:
                     f"{self.layer.name}'s hand-written rules convert an array that the "
                     "error model cannot follow ("
                 )
-                suffix = "): write them with operations gradcheck.tolerance has rules for"
+                suffix = "): write them with operations gradcheck.core.tolerance has rules for"
             else:
                 reasons = self.non_differentiable
                 prefix = "non-differentiable: "
@@ -507,7 +508,7 @@ class _Batch:
         )
 
     def diagnose(self, k: int) -> Diagnosis | None:
-        """Gather case k's evidence and name the likely bug (see gradcheck.diagnosis)."""
+        """Gather case k's evidence and name the likely bug (see gradcheck.diagnosis.classes)."""
         if self.hand is None:
             return None
         return explain.diagnose_case(self, k)

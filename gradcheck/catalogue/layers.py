@@ -16,7 +16,7 @@ row j = θʲ the parameters of output unit j. Each row of `LAYER_TYPES` gives
 The hand-written functions are plain numpy on the inputs they get, and broadcast over
 leading axes as the forward does (the checker stacks many cases of one shape and checks
 them in one pass). They also run on `Tracked` arrays, which is how the error model bounds
-their rounding; write them with the operations `gradcheck.tolerance` has rules for.
+their rounding; write them with the operations `gradcheck.core.tolerance` has rules for.
 Adding a layer type is adding a row.
 """
 
@@ -30,8 +30,8 @@ from typing import Any
 import autograd.numpy as anp
 import numpy as np
 
-from gradcheck.activations import ACTIVATIONS, Activation
-from gradcheck.tolerance import value_of
+from gradcheck.catalogue.activations import ACTIVATIONS, Activation
+from gradcheck.core.tolerance import value_of
 
 Forward = Callable[[Any, Any, Activation], Any]
 RankOne = Callable[[Any, Any, Activation], tuple[Any, Any]]
@@ -48,7 +48,7 @@ class LayerType:
     widens that to a family of valid P (maxout's number of pieces). square layers need
     I = J. coupled layers break the block-diagonal precondition; min_units is the
     smallest J at which they do. parameter_gradient(δ, B), when given, is a hand-written
-    way of forming A from δ and B in place of `gradcheck.compact.compact_gradient`.
+    way of forming A from δ and B in place of `gradcheck.core.compact.compact_gradient`.
 
     Two fields serve the generators. clear_of_kinks(z, θ, φ) gets z and θ as Tracked
     arrays whose error is the finite-difference step and returns θ moved so that no
@@ -520,7 +520,7 @@ def _bias_shift(preactivation: Callable[[Any, Any], Any], column: int) -> Callab
 def _maxout_clear(z: Any, theta: Any, phi: Activation) -> np.ndarray:
     """Raise the winning piece's bias until, for every example, it leads the runner-up
     by more than twice their uncertainty."""
-    from gradcheck.tolerance import Tracked
+    from gradcheck.core.tolerance import Tracked
 
     inputs = z.shape[-1] + 1
     moved = np.array(theta.value, dtype=np.float64)

@@ -9,7 +9,7 @@ factors, which numpy turns into matrix products: the bound of A never passes thr
 array of B's size. `Bounds` pairs an expansion for |value| with one for the error.
 
 Every factor is >= 0. This module is free of I/O, hypothesis and pytest, and knows
-nothing of `Tracked` (`gradcheck.tolerance` builds on it).
+nothing of `Tracked` (`gradcheck.core.tolerance` builds on it).
 """
 
 from __future__ import annotations

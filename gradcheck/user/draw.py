@@ -24,7 +24,7 @@ import numpy as np
 
 from gradcheck.errors import UsageError
 from gradcheck.strategies import SCALES, decode_values, pick_size
-from gradcheck.user_types import UserCase, UserLayer
+from gradcheck.user.types import UserCase, UserLayer
 
 #: The largest blob a case may need (hypothesis gives a test case 8 KiB in all).
 MAX_CASE_BYTES = 4096

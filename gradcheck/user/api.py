@@ -26,7 +26,7 @@ the structure of each parameter.
 
 Styles: `check_backward` (functional), `check_backward_cached` (forward returns
 (out, cache)), `check_layer_object` (objects with forward(x)/backward(dout), see
-`gradcheck.adapters.ObjectLayer`), `check_unit_jacobian` (the seed's B).
+`gradcheck.user.adapters.ObjectLayer`), `check_unit_jacobian` (the seed's B).
 """
 
 from __future__ import annotations
@@ -35,19 +35,19 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gradcheck.adapters import (
+from gradcheck.errors import UsageError
+from gradcheck.user.adapters import (
     ObjectLayer,
     argument_names,
     cached,
     qualified_name,
     unit_jacobian_backward,
 )
-from gradcheck.errors import UsageError
-from gradcheck.signature import Signature, parse_signature
-from gradcheck.summary import LayerCheck
-from gradcheck.user_draw import make_plan
-from gradcheck.user_run import collect, run, settings_for
-from gradcheck.user_types import DEFAULT_TIMEOUT, Options, UserLayer
+from gradcheck.user.draw import make_plan
+from gradcheck.user.run import collect, run, settings_for
+from gradcheck.user.signature import Signature, parse_signature
+from gradcheck.user.summary import LayerCheck
+from gradcheck.user.types import DEFAULT_TIMEOUT, Options, UserLayer
 
 __all__ = [
     "LayerCheck",

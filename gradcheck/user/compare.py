@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradcheck import compact
-from gradcheck.checker import Comparison, Verdict
+from gradcheck.catalogue.checker import Comparison, Verdict
+from gradcheck.core import compact
+from gradcheck.core.tolerance import gamma, summation_bound
 from gradcheck.errors import CoupledLayerError
-from gradcheck.tolerance import gamma, summation_bound
-from gradcheck.user_calls import call_user
-from gradcheck.user_oracles import ArgumentDifferences, structure
-from gradcheck.user_types import UserCase, UserLayer
+from gradcheck.user.calls import call_user
+from gradcheck.user.oracles import ArgumentDifferences, structure
+from gradcheck.user.types import UserCase, UserLayer
 
 #: Entries shown per failing gradient in a mismatch message.
 SHOWN_ENTRIES = 3

@@ -14,7 +14,7 @@ is evaluated in float64 whatever the case's dtype:
   the units are independent; for z, input i of every example at once), and "probes"
   (random signed directions, for layers too big for either).
 
-The dense block-diagonal product lives in `gradcheck.compact`.
+The dense block-diagonal product lives in `gradcheck.core.compact`.
 This module is free of I/O, hypothesis and pytest.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.tolerance import Tracked, gamma, track
+from gradcheck.core.tolerance import Tracked, gamma, track
 
 FloatArray = np.ndarray
 ForwardFn = Callable[[Any, Any], Any]

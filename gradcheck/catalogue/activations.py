@@ -25,7 +25,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.scipy.special import erf
 
-from gradcheck.tolerance import Tracked, record
+from gradcheck.core.tolerance import Tracked, record
 
 
 @dataclass(frozen=True)

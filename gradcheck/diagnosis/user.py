@@ -1,4 +1,4 @@
-"""Gathering the evidence about a user's failing layer, for `gradcheck.diagnosis`.
+"""Gathering the evidence about a user's failing layer, for `gradcheck.diagnosis.classes`.
 
 A user's backward gives gradients, not Jacobians; but the Jacobian is what shows a wrong
 activation derivative (each row off by its own factor) or ignored coupling. So, for one
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.diagnosis import ArgumentEvidence, Evidence, JacobianEvidence
-from gradcheck.tolerance import gamma
+from gradcheck.core.tolerance import gamma
+from gradcheck.diagnosis.classes import ArgumentEvidence, Evidence, JacobianEvidence
 
 #: Above this many outputs, the hand-written Jacobian is not read off the backward.
 JACOBIAN_BUDGET = 256
