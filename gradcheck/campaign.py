@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gradcheck.core.results import Outcome
 from gradcheck.errors import GradcheckError
 
 if TYPE_CHECKING:
@@ -264,7 +265,7 @@ class _NetworkCase:
 
 
 @dataclass(frozen=True)
-class _NetworkOutcome:
+class _NetworkOutcome(Outcome):
     """A NetworkResult as a report cell folds it in."""
 
     verdict: Any

@@ -145,11 +145,10 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
 
     def _table(self) -> list[str]:
         """The worst entries: index, hand-written, each oracle's reference, error/bound."""
-        if not getattr(self.result, "comparisons", ()):
+        table = getattr(self.result, "worst_entries", None)  # a result's method, if it has one
+        rows = table()[: self.TABLE_ROWS] if table is not None else []
+        if not rows:
             return []
-        from gradcheck.report.failure import worst_entries
-
-        rows = worst_entries(self.result)[: self.TABLE_ROWS]
         oracles = sorted({oracle for row in rows for oracle in row.references})
         header = f"  {'gradient':<8} {'entry':<22} {'hand-written':>15}"
         header += "".join(f" {_SHORT.get(oracle, oracle):>15}" for oracle in oracles)

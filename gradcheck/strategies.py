@@ -20,7 +20,6 @@ from 1. Pre-activations are placed clear of kinks by construction (see
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +37,7 @@ from gradcheck.catalogue.network import Network, NetworkLayer
 from gradcheck.catalogue.reproduce import reproduction
 from gradcheck.core.oracles import step_sizes
 from gradcheck.core.tolerance import recording, track
+from gradcheck.core.values import SCALES, VALUES, decode_values, pick_size
 from gradcheck.errors import GradientMismatch
 
 __all__ = [
@@ -54,20 +54,6 @@ __all__ = [
 
 profiles.register()
 
-
-def _value_table() -> np.ndarray:
-    simple = [1.0, 2.0, 0.5, 3.0, 1.5, 0.25, 4.0, 0.75, 5.0, 2.5, 0.125, 6.0, 1.25, 3.5, 0.375, 8.0]
-    golden = (math.sqrt(5.0) - 1.0) / 2.0
-    irregular = [2.0 ** (-3.0 + 6.0 * ((k * golden) % 1.0)) for k in range(1, 113)]
-    magnitudes = np.array(simple + irregular)
-    signs = np.array([1.0, -1.0])
-    return (magnitudes[:, None] * signs[None, :]).reshape(-1)  # byte b: sign b & 1, size b >> 1
-
-
-#: The value each byte of a drawn blob stands for: VALUES[0] = 1.0, VALUES[1] = -1.0, ...
-VALUES = _value_table()
-#: The scale each scale byte stands for (z and θ each get one per case).
-SCALES = np.array([1.0, 0.5, 2.0, 0.25, 4.0, 0.125])
 
 _KINK_MODES = ("avoid", "allow")
 
@@ -284,27 +270,6 @@ def _stacks(
     return st.lists(blob, min_size=min_size, max_size=max_size).map(
         lambda blobs: _build(blobs, plans, dtype_choices, grids, min_batch, max_batch, kinks)
     )
-
-
-def pick_size(byte: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> int:
-    """A size in [low, high] from one byte: byte 0 (where shrinking ends) is `low`; other
-    bytes prefer sizes outside `avoid` (square weights hide transposition bugs, N = 1
-    hides bias-gradient bugs), byte 1 the smallest of them, then byte 2 the next,
-    cyclically, so that a shrinker that cannot reach byte 0 stops at the smallest size
-    that still fails."""
-    if byte == 0:
-        return low
-    preferred = [size for size in range(low, high + 1) if size not in avoid]
-    sizes = preferred or list(range(low, high + 1))
-    return sizes[(byte - 1) % len(sizes)]
-
-
-def decode_values(raw: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
-    """Values of the given shape from the bytes of a grid of shape `grid` (one byte per
-    value, `VALUES[byte]`), read from the grid's leading corner, so that a value keeps
-    its byte when the shrinker makes a size smaller. raw holds prod(grid) bytes."""
-    cells = np.asarray(raw, dtype=np.uint8).reshape(grid)
-    return VALUES[cells[tuple(slice(0, size) for size in shape)]]
 
 
 def _build(
@@ -594,8 +559,8 @@ class _NetworkPlan:
         header = [int(b) for b in heads[0, :_NETWORK_HEADER]]
         loss = self.losses[header[0] % len(self.losses)]
         dtype = self.dtypes[header[1] % len(self.dtypes)]
-        batch = _pick_size(header[2], self.min_batch, self.max_batch, (1,))
-        width = _pick_size(header[3], self.min_width, self.max_width)
+        batch = pick_size(header[2], self.min_batch, self.max_batch, (1,))
+        width = pick_size(header[3], self.min_width, self.max_width)
         grids = heads[:, _NETWORK_HEADER:].reshape(-1, 2, self.max_batch, self.max_width)
         scale = SCALES[heads[:, 4] % len(SCALES)][:, None, None]
         z = (VALUES[grids[:, 0, :batch, :width]] * scale).astype(dtype)
@@ -615,7 +580,7 @@ class _NetworkPlan:
             units = (
                 width
                 if layer.square
-                else _pick_size(int(raw[0, 3]), low_units, self.max_width, (width,))
+                else pick_size(int(raw[0, 3]), low_units, self.max_width, (width,))
             )
             parameters = layer.parameters_per_unit(width)
             grid = raw[:, _LAYER_HEADER:].reshape((-1, *self.theta_grid))
@@ -651,15 +616,3 @@ class _NetworkPlan:
             )
             for k in range(len(blobs))
         ]
-
-
-def _pick_size(byte: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> int:
-    """A size in [low, high] as `_pick` draws it, but in order: byte 0 is the smallest,
-    byte 1 the smallest outside `avoid`, and so on, so that a bug that needs N = 2 (or
-    J = 2) shrinks to 2 and not to whichever size byte 1 happens to name."""
-    if byte == 0:
-        return low
-    sizes = [size for size in range(low, high + 1) if size not in avoid] or list(
-        range(low, high + 1)
-    )
-    return sizes[(byte - 1) % len(sizes)]

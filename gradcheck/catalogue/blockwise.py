@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from gradcheck.core import oracles, tolerance
-from gradcheck.core.results import Comparison, compare
+from gradcheck.core.comparison import compare
+from gradcheck.core.results import Comparison
 from gradcheck.core.tolerance import Tracked, track
 
 
@@ -28,7 +29,7 @@ class Tally:
     """One comparison made block by block: the worst entry so far, the largest error and
     the largest reference (for the relative error), unbounded entries and time.
 
-    Each block costs a few passes over its arrays; `results.compare` (which names the
+    Each block costs a few passes over its arrays; `comparison.compare` (which names the
     entry and the values) runs once, on the block that holds the worst entry.
     """
 

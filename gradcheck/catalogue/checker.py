@@ -28,29 +28,27 @@ from typing import Any
 import numpy as np
 
 from gradcheck.catalogue.activations import Activation, resolve_activation
-from gradcheck.catalogue.layers import LayerType, identity_if_unused, resolve_layer_type
-from gradcheck.core import compact, oracles, tolerance
-from gradcheck.core.results import (
+from gradcheck.catalogue.cases import (
     COUPLED_DIFFERENCES_BUDGET,
     COUPLING_UNITS_BUDGET,
     FULL_DIFFERENCES_BUDGET,
-    ORACLES,
-    SUPPORTED_DTYPES,
     Case,
-    CaseError,
-    CaseSummary,
-    CheckResult,
-    Clock,
-    Comparison,
     Options,
-    Verdict,
     call_hand_written,
     check_options,
+    validated,
+)
+from gradcheck.catalogue.layers import LayerType, identity_if_unused, resolve_layer_type
+from gradcheck.core import compact, oracles, tolerance
+from gradcheck.core.comparison import (
+    SUPPORTED_DTYPES,
+    CaseError,
+    Clock,
     closest_detail,
     compare,
     mismatch_message,
-    validated,
 )
+from gradcheck.core.results import ORACLES, CaseSummary, CheckResult, Comparison, Verdict
 from gradcheck.diagnosis import catalogue as explain
 from gradcheck.diagnosis.classes import Diagnosis
 from gradcheck.errors import GradcheckError

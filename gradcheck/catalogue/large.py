@@ -73,23 +73,11 @@ from gradcheck.catalogue.blockwise import (
     shifted,
     signed_steps,
 )
+from gradcheck.catalogue.cases import Case, call_hand_written, check_options, validated
 from gradcheck.catalogue.layers import LayerType, identity_if_unused, resolve_layer_type
 from gradcheck.core import compact, oracles, tolerance
-from gradcheck.core.results import (
-    ORACLES,
-    Case,
-    CaseError,
-    CaseSummary,
-    CheckResult,
-    Comparison,
-    Verdict,
-    call_hand_written,
-    check_options,
-    closest_detail,
-    compare,
-    mismatch_message,
-    validated,
-)
+from gradcheck.core.comparison import CaseError, closest_detail, compare, mismatch_message
+from gradcheck.core.results import ORACLES, CaseSummary, CheckResult, Comparison, Verdict
 from gradcheck.core.tolerance import Tracked, track
 
 #: θ with more entries than this, in a layer not declared coupled, is checked here.

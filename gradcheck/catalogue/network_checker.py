@@ -52,7 +52,8 @@ from gradcheck.catalogue.network import (
     with_cross_term,
 )
 from gradcheck.core import compact, oracles, tolerance
-from gradcheck.core.results import ORACLES, Comparison, Verdict, compare
+from gradcheck.core.comparison import compare
+from gradcheck.core.results import ORACLES, Comparison, Verdict
 from gradcheck.core.tolerance import Tracked, track
 from gradcheck.errors import GradcheckError, UnknownNameError
 

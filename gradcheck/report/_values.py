@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gradcheck.core.results import larger
 from gradcheck.errors import GradcheckError
 
 #: The value of "schema" in report.json: what kind of document this is.
@@ -70,17 +71,6 @@ def ratio_bin(ratio: float) -> int:
     if math.isnan(ratio):
         return RATIO_BINS - 1
     return bisect.bisect_left(RATIO_BIN_EDGES, ratio)
-
-
-def larger(a: float, b: float) -> float:
-    """The larger of two statistics, NaN beating everything.
-
-    NaN must win (an error that is NaN is the worst news) and the result must not depend
-    on the order of the arguments, which Python's max() does not promise for NaN.
-    """
-    if math.isnan(a) or math.isnan(b):
-        return math.nan
-    return max(a, b)
 
 
 def worse(a: float | None, b: float | None) -> float | None:

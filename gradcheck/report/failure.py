@@ -5,10 +5,10 @@ No I/O, no numpy: arrays arrive as anything with ``tolist()`` or as nested lists
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gradcheck.core.results import CheckResult, WorstEntry
 from gradcheck.errors import GradcheckError
 from gradcheck.report._values import (
     Fields,
@@ -19,12 +19,8 @@ from gradcheck.report._values import (
     check_verdict,
     decode_array,
     encode_float,
-    larger,
     plain_array,
 )
-
-if TYPE_CHECKING:
-    from gradcheck.catalogue.checker import CheckResult
 
 _ARRAYS = ("z", "theta", "delta")
 
@@ -78,79 +74,28 @@ class Counterexample:
         )
 
 
-@dataclass(kw_only=True)
-class WorstEntry:
-    """One row of a failure's table: an entry of a gradient and what each oracle said.
-
-    target: "parameters" (∂E/∂θ) or "inputs" (∂E/∂z); entry: the entry's indices by name
-    ({"unit": 0, "parameter": 4}, {"row": 1, "input": 2} or {"probe": 3}); references: the
-    reference value of each oracle whose worst entry this was; ratio: the largest
-    error/bound among them (above 1 is a miss).
-    """
-
-    target: str
-    entry: dict[str, int]
-    hand_written: float
-    references: dict[str, float]
-    ratio: float
-
-    def __post_init__(self) -> None:
-        for oracle in self.references:
-            check_oracle(oracle, "a worst entry's references")
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "entry": dict(self.entry),
-            "hand_written": encode_float(self.hand_written),
-            "references": {o: encode_float(v) for o, v in self.references.items()},
-            "ratio": encode_float(self.ratio),
-        }
-
-    @classmethod
-    def from_json_dict(cls, data: Any, where: str = "row") -> WorstEntry:
-        fields = Fields(data, where)
-        entry, references = fields.mapping("entry"), fields.mapping("references")
-        return cls(
-            target=fields.text("target"),
-            entry={k: entry.count(k) for k in entry.data},
-            hand_written=fields.number("hand_written"),
-            references={o: references.number(o) for o in references.data},
-            ratio=fields.number("ratio"),
-        )
+def worst_entry_to_json(row: WorstEntry) -> dict[str, Any]:
+    return {
+        "target": row.target,
+        "entry": dict(row.entry),
+        "hand_written": encode_float(row.hand_written),
+        "references": {o: encode_float(v) for o, v in row.references.items()},
+        "ratio": encode_float(row.ratio),
+    }
 
 
-def worst_entries(result: CheckResult) -> list[WorstEntry]:
-    """The table of a result's worst entries, largest error/bound first.
-
-    Each comparison reports the entry where it is furthest from its bound; comparisons that
-    name the same entry of the same gradient share a row, so a bug that all three oracles
-    see shows as one row with three references.
-    """
-    rows: dict[tuple[str, tuple[tuple[str, int], ...]], WorstEntry] = {}
-    shown: dict[tuple[Any, str], float] = {}  # (row, oracle) -> ratio of the value shown
-    for comparison in result.comparisons:
-        entry = {name: int(index) for name, index in comparison.worst_entry.items()}
-        ratio = float(comparison.worst_ratio)
-        key = (comparison.target, tuple(entry.items()))
-        row = rows.setdefault(
-            key,
-            WorstEntry(
-                target=comparison.target,
-                entry=entry,
-                hand_written=float(comparison.hand_written),
-                references={},
-                ratio=ratio,
-            ),
-        )
-        # An oracle with two comparisons at one entry (dense: the block product and the
-        # outer product) shows the one further from its bound.
-        previous = shown.get((key, comparison.oracle))
-        if previous is None or larger(previous, ratio) != previous:
-            row.references[comparison.oracle] = float(comparison.reference)
-            shown[(key, comparison.oracle)] = ratio
-        row.ratio = larger(row.ratio, ratio)
-    return sorted(rows.values(), key=lambda r: -math.inf if math.isnan(r.ratio) else -r.ratio)
+def worst_entry_from_json(data: Any, where: str = "row") -> WorstEntry:
+    fields = Fields(data, where)
+    entry, references = fields.mapping("entry"), fields.mapping("references")
+    for oracle in references.data:
+        check_oracle(oracle, "a worst entry's references")
+    return WorstEntry(
+        target=fields.text("target"),
+        entry={k: entry.count(k) for k in entry.data},
+        hand_written=fields.number("hand_written"),
+        references={o: references.number(o) for o in references.data},
+        ratio=fields.number("ratio"),
+    )
 
 
 @dataclass(kw_only=True)
@@ -220,7 +165,7 @@ class Failure:
             message=result.message,
             diagnosis=diagnosis,
             case=Counterexample.of(activation=activation, z=z, theta=theta, delta=delta),
-            worst_entries=worst_entries(result),
+            worst_entries=result.worst_entries(),
             reproduction=reproduction,
         )
 
@@ -233,7 +178,7 @@ class Failure:
             "message": self.message,
             "diagnosis": self.diagnosis,
             "case": self.case.to_json_dict(),
-            "worst_entries": [row.to_json_dict() for row in self.worst_entries],
+            "worst_entries": [worst_entry_to_json(row) for row in self.worst_entries],
             "reproduction": self.reproduction,
         }
 
@@ -250,7 +195,7 @@ class Failure:
             diagnosis=fields.text("diagnosis", optional=True),
             case=Counterexample.from_json_dict(fields.get("case"), fields.path("case")),
             worst_entries=[
-                WorstEntry.from_json_dict(row, f"{where}.worst_entries[{i}]")
+                worst_entry_from_json(row, f"{where}.worst_entries[{i}]")
                 for i, row in enumerate(rows)
             ],
             reproduction=fields.text("reproduction"),

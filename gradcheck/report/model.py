@@ -18,8 +18,9 @@ from __future__ import annotations
 import datetime
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gradcheck.core.results import CheckResult, WorstEntry, larger, worst_entries
 from gradcheck.errors import GradcheckError
 from gradcheck.report._values import (
     ORACLES,
@@ -40,15 +41,11 @@ from gradcheck.report._values import (
     decode_float,
     encode_float,
     encode_optional,
-    larger,
     ratio_bin,
     thaw,
     worse,
 )
-from gradcheck.report.failure import Counterexample, Failure, WorstEntry, worst_entries
-
-if TYPE_CHECKING:
-    from gradcheck.catalogue.checker import CheckResult
+from gradcheck.report.failure import Counterexample, Failure
 
 __all__ = [
     "ORACLES",

@@ -14,7 +14,7 @@ differences, on cases hypothesis draws and shrinks.
     )
 
 The signature names the sizes (drawn between min_size and max_size); the values come
-from byte blobs decoded through `gradcheck.strategies.VALUES`, so that a failure shrinks
+from byte blobs decoded through `gradcheck.core.values.VALUES`, so that a failure shrinks
 to sizes of 1 and values of 1. The scalar whose gradient is checked is
 E = ⟨dout, forward(x, *params)⟩ with dout drawn like the rest. A wrong gradient raises
 `gradcheck.GradientMismatch` (an AssertionError) naming the argument, the oracle, the

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradcheck.catalogue.checker import Comparison, Verdict
 from gradcheck.core import compact
+from gradcheck.core.results import Comparison, Verdict
 from gradcheck.core.tolerance import gamma, summation_bound
 from gradcheck.errors import CoupledLayerError
 from gradcheck.user.calls import call_user

@@ -3,7 +3,7 @@
 A case is one blob of bytes (as in `gradcheck.strategies`): a dtype byte, one byte per
 size named in the signature, then per argument a scale byte and the bytes of a grid of
 the argument's largest shape, then the grid of dout. Sizes and values come from the
-helpers of `gradcheck.strategies` (`pick_size`, `decode_values`, `VALUES`, `SCALES`):
+helpers of `gradcheck.core.values` (`pick_size`, `decode_values`, `VALUES`, `SCALES`):
 byte 0 is the smallest size and the value 1.0, and each value is read from the grid's
 leading corner, so that it keeps its byte when the shrinker makes a size smaller. A
 failure therefore shrinks to sizes of 1 and values of 1 wherever the bug allows.
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.core.values import SCALES, decode_values, pick_size
 from gradcheck.errors import UsageError
-from gradcheck.strategies import SCALES, decode_values, pick_size
 from gradcheck.user.types import UserCase, UserLayer
 
 #: The largest blob a case may need (hypothesis gives a test case 8 KiB in all).

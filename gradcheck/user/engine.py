@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.catalogue.checker import Verdict
+from gradcheck.core.results import Verdict
 from gradcheck.core.tolerance import gamma, unit_roundoff
 from gradcheck.diagnosis.classes import diagnose_draws
 from gradcheck.diagnosis.user import user_evidence

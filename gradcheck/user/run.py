@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.catalogue.checker import Verdict
+from gradcheck.core.results import Verdict
 from gradcheck.errors import (
     GradcheckError,
     GradientMismatch,

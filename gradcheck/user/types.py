@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.catalogue.checker import Comparison, Verdict
+from gradcheck.core.results import Comparison, Outcome, Verdict
 from gradcheck.user.signature import Signature
 
 #: Seconds one example may take, by default, before the user's code is stopped.
@@ -138,7 +138,7 @@ class UserCaseSummary:
 
 
 @dataclass(frozen=True)
-class UserResult:
+class UserResult(Outcome):
     """The outcome of one example: a verdict, every comparison, what ran and how the
     errors were bounded (`error_models`: side -> model), and the structure found
     (parameter -> "partitioned along axis k" / "shared" / "unused" / "undetermined")."""
@@ -154,13 +154,3 @@ class UserResult:
     structure: Mapping[str, str] = field(default_factory=dict)
     compact_identity: Mapping[str, str] = field(default_factory=dict)
     diagnosis: Any = None  # a gradcheck.diagnosis.classes.Diagnosis, for a mismatch
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict is Verdict.PASS
-
-    def worst(self) -> Comparison | None:
-        return max(self.comparisons, key=lambda c: c.worst_ratio, default=None)
-
-    def failures(self) -> tuple[Comparison, ...]:
-        return tuple(c for c in self.comparisons if not c.passed)

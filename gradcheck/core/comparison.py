@@ -1,0 +1,161 @@
+"""Holding a hand-written gradient against a reference under a bound, entry by entry.
+
+`compare` is the one comparison every checker makes (the catalogue's, large layers',
+networks', users' layers'): error = |hand-written - reference| against the error model's
+bound, reduced to the worst entry as a `Comparison`. `as_array` is the check of an
+array's dtype and values before anything is computed on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from gradcheck.core.results import Comparison
+
+if TYPE_CHECKING:
+    from gradcheck.diagnosis.classes import Diagnosis
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# ---- validation ---------------------------------------------------------------------------
+
+
+class CaseError(Exception):
+    """Internal: the case cannot be checked; the message says why."""
+
+
+def as_array(name: str, value: ArrayLike) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # ragged lists, objects numpy cannot convert
+        raise CaseError(f"{name} is not an array: {error}") from None
+    if array.dtype.kind in "biu":
+        kind = "boolean" if array.dtype.kind == "b" else "integer"
+        raise CaseError(
+            f"{name} has {kind} dtype {array.dtype}; gradients are checked in floating "
+            "point: pass float32 or float64 arrays"
+        )
+    if array.dtype.kind == "c":
+        raise CaseError(
+            f"{name} is complex ({array.dtype}); only real float32 or float64 is supported"
+        )
+    if array.dtype not in SUPPORTED_DTYPES:
+        raise CaseError(f"{name} has dtype {array.dtype}; only float32 and float64 are supported")
+    if array.ndim != 2:
+        raise CaseError(f"{name} must be 2-dimensional, got shape {array.shape}")
+    if 0 in array.shape:
+        raise CaseError(f"{name} has a zero-sized dimension (shape {array.shape})")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise CaseError(f"{name} contains {array[index]} at index {index}; values must be finite")
+    return array
+
+
+# ---- comparisons ---------------------------------------------------------------------------
+
+ENTRY_NAMES = {
+    "parameters": ("unit", "parameter"),
+    "inputs": ("row", "input"),
+    "probes": ("probe",),
+}
+
+
+def compare(
+    oracle: str,
+    target: str,
+    method: str,
+    hand_written: ArrayLike,
+    reference: ArrayLike,
+    bound: ArrayLike,
+    seconds: float,
+    entry_names: tuple[str, ...] | None = None,
+) -> list[Comparison]:
+    """Hold stacked hand-written gradients (K, ...) against references: one Comparison per case."""
+    hand = np.asarray(hand_written, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    limit = np.broadcast_to(np.asarray(bound, dtype=np.float64), hand.shape)
+    count = hand.shape[0]
+    with np.errstate(all="ignore"):
+        error = np.abs(hand - ref)
+        ratio = np.where(limit > 0, error / limit, np.where(error == 0, 0.0, np.inf))
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # a NaN on either side never passes
+    flat = ratio.reshape(count, -1)
+    worst = np.argmax(flat, axis=1)
+    cases = np.arange(count)
+    entries = np.unravel_index(worst, hand.shape[1:])
+
+    def at(values: np.ndarray) -> np.ndarray:
+        return values.reshape(count, -1)[cases, worst]
+
+    with np.errstate(all="ignore"):
+        finite_error = np.where(np.isnan(error), -np.inf, error).reshape(count, -1)
+        all_nan = np.isnan(error).reshape(count, -1).all(axis=1)
+        max_error = np.where(all_nan, np.nan, finite_error.max(axis=1))
+        scale = np.max(np.where(np.isfinite(ref), np.abs(ref), -np.inf).reshape(count, -1), axis=1)
+        relative = np.where(scale > 0, max_error / scale, np.where(max_error == 0, 0.0, np.inf))
+    unbounded = np.isinf(limit).reshape(count, -1).sum(axis=1)
+    names = entry_names or ENTRY_NAMES[target]
+    worst_ratio, worst_error, worst_bound = at(ratio), at(error), at(limit)
+    hand_at, ref_at = at(hand), at(ref)
+    return [
+        Comparison(
+            oracle=oracle,
+            target=target,
+            method=method,
+            max_abs_error=float(max_error[k]),
+            max_rel_error=float(relative[k]),
+            worst_ratio=float(worst_ratio[k]),
+            worst_entry={name: int(index[k]) for name, index in zip(names, entries, strict=True)},
+            worst_error=float(worst_error[k]),
+            worst_bound=float(worst_bound[k]),
+            hand_written=float(hand_at[k]),
+            reference=float(ref_at[k]),
+            seconds=seconds / count,
+            unbounded_entries=int(unbounded[k]),
+        )
+        for k in range(count)
+    ]
+
+
+class Clock:
+    """Wall time per stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, stage: str, function: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return function()
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def closest_detail(comparisons: Sequence[Comparison]) -> str:
+    """The tail of a pass message naming the comparison nearest its bound, as in
+    ' (closest: autograd on ∂E/∂θ at 0.31 of its bound)'; empty without comparisons."""
+    closest = max(comparisons, key=lambda c: c.worst_ratio, default=None)
+    if closest is None:
+        return ""
+    symbol = "z" if closest.target == "inputs" else "θ"
+    return f" (closest: {closest.oracle} on ∂E/∂{symbol} at {closest.worst_ratio:.2g} of its bound)"
+
+
+def mismatch_message(comparison: Comparison, diagnosis: Diagnosis | None = None) -> str:
+    where = ", ".join(f"{name} {index}" for name, index in comparison.worst_entry.items())
+    target = "∂E/∂z (formula 1)" if comparison.target == "inputs" else "∂E/∂θ (formula 2)"
+    if "row" in comparison.worst_entry and "unit" in comparison.worst_entry:  # a Jacobian entry
+        target = "∂f/∂z" if comparison.target == "inputs" else "B = ∂f/∂θ"
+    return (
+        f"mismatch: {comparison.oracle} ({comparison.method}) disagrees on {target} at {where}: "
+        f"hand-written {comparison.hand_written:.9g}, reference {comparison.reference:.9g}, "
+        f"error {comparison.worst_error:.3g} exceeds the bound {comparison.worst_bound:.3g} "
+        f"({comparison.worst_ratio:.3g}x)" + ("" if diagnosis is None else f"; likely {diagnosis}")
+    )
