@@ -31,7 +31,6 @@ Styles: `check_backward` (functional), `check_backward_cached` (forward returns
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -44,10 +43,18 @@ from gradcheck.user.adapters import (
     unit_jacobian_backward,
 )
 from gradcheck.user.draw import make_plan
+from gradcheck.user.options import (
+    bounds_of,
+    differentiated,
+    name_of,
+    options_of,
+    require_callable,
+    signature_of,
+)
 from gradcheck.user.run import collect, run, settings_for
-from gradcheck.user.signature import Signature, parse_signature
+from gradcheck.user.signature import Signature
 from gradcheck.user.summary import LayerCheck
-from gradcheck.user.types import DEFAULT_TIMEOUT, Options, UserLayer
+from gradcheck.user.types import DEFAULT_TIMEOUT, UserLayer
 
 __all__ = [
     "LayerCheck",
@@ -58,100 +65,6 @@ __all__ = [
     "check_unit_jacobian",
     "collect",
 ]
-
-_KINKS = ("redraw", "subgradient")
-
-
-# ---- validation ---------------------------------------------------------------------------------
-
-
-def _signature(signature: Any) -> Signature:
-    return signature if isinstance(signature, Signature) else parse_signature(signature)
-
-
-def _wrt(wrt: Sequence[int | str] | None, names: tuple[str, ...]) -> tuple[int, ...]:
-    if wrt is None:
-        return tuple(range(len(names)))
-    if isinstance(wrt, str | int):
-        wrt = [wrt]
-    if not isinstance(wrt, Sequence):
-        raise UsageError(f"wrt takes argument names or positions, got {wrt!r}")
-    chosen: list[int] = []
-    for item in wrt:
-        if isinstance(item, str):
-            if item not in names:
-                raise UsageError(f"wrt names {item!r}, which is not an argument: {list(names)}")
-            index = names.index(item)
-        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(names):
-            index = item
-        else:
-            raise UsageError(
-                f"wrt takes argument names {list(names)} or positions 0..{len(names) - 1}, "
-                f"got {item!r}"
-            )
-        if index in chosen:
-            raise UsageError(f"wrt names argument {names[index]!r} twice")
-        chosen.append(index)
-    if not chosen:
-        raise UsageError("wrt must name at least one argument to differentiate")
-    return tuple(sorted(chosen))  # backward returns them in the forward's order
-
-
-def _bounds(
-    bounds: Sequence[tuple[float, float] | None] | None, names: tuple[str, ...]
-) -> tuple[tuple[float, float] | None, ...]:
-    if bounds is None:
-        return (None,) * len(names)
-    if isinstance(bounds, str) or not isinstance(bounds, Sequence) or len(bounds) != len(names):
-        raise UsageError(
-            f"bounds takes one (low, high) pair or None per argument of forward "
-            f"({len(names)}: {', '.join(names)}), got {bounds!r}"
-        )
-    result: list[tuple[float, float] | None] = []
-    for name, pair in zip(names, bounds, strict=True):
-        if pair is None:
-            result.append(None)
-            continue
-        try:
-            low, high = (float(v) for v in pair)
-        except (TypeError, ValueError):
-            raise UsageError(
-                f"bounds for {name} must be (low, high) or None, got {pair!r}"
-            ) from None
-        if math.isnan(low) or math.isnan(high) or not low < high:
-            raise UsageError(f"bounds for {name} must have low < high, got ({low}, {high})")
-        result.append((low, high))
-    return tuple(result)
-
-
-def _name(name: Any, default: str) -> str:
-    if name is None:
-        return default
-    if not isinstance(name, str) or not name:
-        raise UsageError(f"name must be a non-empty string, got {name!r}")
-    return name
-
-
-def _options(
-    kinks: str, autograd: bool | None, timeout: float | None, allow_aliases: bool
-) -> Options:
-    if not isinstance(kinks, str) or kinks not in _KINKS:
-        raise UsageError(f"kinks must be 'redraw' or 'subgradient', got {kinks!r}")
-    if not (autograd is None or isinstance(autograd, bool)):
-        raise UsageError(f"autograd must be None (detect), True or False, got {autograd!r}")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
-    ):
-        raise UsageError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    if not isinstance(allow_aliases, bool):
-        raise UsageError(f"allow_aliases must be True or False, got {allow_aliases!r}")
-    return Options(kinks=kinks, autograd=autograd, timeout=timeout, allow_aliases=allow_aliases)
-
-
-def _callable(value: Any, what: str) -> None:
-    if not callable(value):
-        raise UsageError(f"{what} must be callable, got {value!r}")
-
 
 # ---- the public checks --------------------------------------------------------------------------
 
@@ -206,20 +119,20 @@ def check_backward(
     arguments.
     """
     __tracebackhide__ = True
-    _callable(forward, "forward")
-    _callable(backward, "backward")
-    parsed = _signature(signature)
+    require_callable(forward, "forward")
+    require_callable(backward, "backward")
+    parsed = signature_of(signature)
     names = argument_names(forward, len(parsed.inputs))
     layer = UserLayer(
-        _name(name, qualified_name(forward)),
+        name_of(name, qualified_name(forward)),
         "functional",
         forward,
         backward,
         parsed,
         names,
-        _wrt(wrt, names),
+        differentiated(wrt, names),
         tuple(range(1, len(names))),
-        _bounds(bounds, names),
+        bounds_of(bounds, names),
     )
     source = {"style": "functional", "forward": forward, "backward": backward, "wrt": wrt}
     return _check(
@@ -263,21 +176,21 @@ def check_backward_cached(
     backward(dout, cache) returns (dx, *dparams). Options as for `check_backward`; the
     forward is re-run before every backward, so each backward gets a fresh cache."""
     __tracebackhide__ = True
-    _callable(forward, "forward")
-    _callable(backward, "backward")
-    parsed = _signature(signature)
+    require_callable(forward, "forward")
+    require_callable(backward, "backward")
+    parsed = signature_of(signature)
     names = argument_names(forward, len(parsed.inputs))
     functional_forward, functional_backward = cached(forward, backward)
     layer = UserLayer(
-        _name(name, qualified_name(forward)),
+        name_of(name, qualified_name(forward)),
         "cached",
         functional_forward,
         functional_backward,
         parsed,
         names,
-        _wrt(wrt, names),
+        differentiated(wrt, names),
         tuple(range(1, len(names))),
-        _bounds(bounds, names),
+        bounds_of(bounds, names),
     )
     source = {"style": "cached", "forward": forward, "backward": backward, "wrt": wrt}
     return _check(
@@ -340,7 +253,7 @@ def check_layer_object(
                 "paths, in the signature's order after x)"
             )
         adapter = ObjectLayer(layer, parameters=parameters, gradients=gradients)
-    parsed = _signature(signature)
+    parsed = signature_of(signature)
     names = adapter.argument_names
     if len(parsed.inputs) != len(names):
         raise UsageError(
@@ -349,15 +262,15 @@ def check_layer_object(
             "parameter"
         )
     user_layer = UserLayer(
-        _name(name, adapter.name),
+        name_of(name, adapter.name),
         "object",
         adapter.forward,
         adapter.backward,
         parsed,
         names,
-        _wrt(wrt, names),
+        differentiated(wrt, names),
         tuple(range(1, len(names))),
-        _bounds(bounds, names),
+        bounds_of(bounds, names),
     )
     source = {"style": "object", "adapter": adapter, "wrt": wrt}
     return _check(
@@ -410,17 +323,17 @@ def check_unit_jacobian(
     Other options as for `check_backward`.
     """
     __tracebackhide__ = True
-    _callable(forward, "forward")
-    _callable(unit_jacobian, "unit_jacobian")
+    require_callable(forward, "forward")
+    require_callable(unit_jacobian, "unit_jacobian")
     if input_jacobian is not None:
-        _callable(input_jacobian, "input_jacobian")
-    parsed = _signature(signature)
+        require_callable(input_jacobian, "input_jacobian")
+    parsed = signature_of(signature)
     z_dims, theta_dims = _unit_jacobian_shapes(parsed)
     if parameters_per_unit is not None:
-        _callable(parameters_per_unit, "parameters_per_unit")
+        require_callable(parameters_per_unit, "parameters_per_unit")
     names = ("z", "theta")
     layer = UserLayer(
-        _name(name, qualified_name(forward)),
+        name_of(name, qualified_name(forward)),
         "unit-jacobian",
         forward,
         unit_jacobian_backward(unit_jacobian, input_jacobian),
@@ -428,7 +341,7 @@ def check_unit_jacobian(
         names,
         (0, 1) if input_jacobian is not None else (1,),
         (1,),
-        _bounds(bounds, names),
+        bounds_of(bounds, names),
         unit_jacobian,
     )
     source = {
@@ -493,7 +406,7 @@ def _check(
     derived: Any = None,
 ) -> LayerCheck:
     __tracebackhide__ = True
-    options = _options(kinks, autograd, timeout, allow_aliases)
+    options = options_of(kinks, autograd, timeout, allow_aliases)
     source = {**source, "options": options}  # the reproduction repeats the options
     plan = make_plan(layer, dtypes, min_size, max_size, sizes, derived)
     settings_for(settings, max_examples)  # validates max_examples before anything runs

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.core.oracles import step_sizes
 from gradcheck.core.results import Verdict
 from gradcheck.core.tolerance import gamma, unit_roundoff
 from gradcheck.diagnosis.classes import diagnose_draws
@@ -337,8 +338,6 @@ def _outside_bounds(layer: UserLayer, x: np.ndarray, k: int) -> str | None:
     bounds = layer.bounds[k]
     if bounds is None:
         return None
-    from gradcheck.core.oracles import step_sizes
-
     low, high = bounds
     reach = 2.0 * step_sizes(x)
     if np.all(x - reach > low) and np.all(x + reach < high):

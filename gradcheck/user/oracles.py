@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.core import oracles
 from gradcheck.core.oracles import step_sizes
 from gradcheck.core.tolerance import Tracked, gamma, recording, track
 
@@ -278,8 +279,6 @@ def autograd_reference(
     forward does not go through autograd (plain numpy on a box, a result independent of
     the inputs, values that differ from the forward's)."""
     import autograd
-
-    from gradcheck.core import oracles
 
     plain = _energy(forward, arguments, which, dout, outputs)
     try:

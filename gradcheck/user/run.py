@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import math
 import signal
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.core.results import Verdict
+from gradcheck.diagnosis.classes import diagnose_draws
 from gradcheck.errors import (
     GradcheckError,
     GradientMismatch,
@@ -137,10 +139,6 @@ def _diagnosed_over_draws(
 ) -> GradientMismatch:
     """The shrunk failure, diagnosed over a few random draws that fail too: the shrunk
     case alone is often too small to tell a constant factor from a wrong derivative."""
-    import dataclasses
-
-    from gradcheck.diagnosis.classes import diagnose_draws
-
     shrunk = memo.failing[-1:]
     memo.failing = []
     rng = np.random.default_rng(0)
