@@ -67,6 +67,55 @@ ENTRY_NAMES = {
 }
 
 
+def _as_float64(
+    hand_written: ArrayLike, reference: ArrayLike, bound: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    hand = np.asarray(hand_written, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    return hand, ref, np.broadcast_to(np.asarray(bound, dtype=np.float64), hand.shape)
+
+
+def errors_and_ratios(
+    hand: np.ndarray, ref: np.ndarray, limit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """|hand - ref| and its ratio to the bound, entry by entry: a zero bound allows only a
+    zero error, and a NaN on either side never passes (its ratio is inf)."""
+    with np.errstate(all="ignore"):
+        error = np.abs(hand - ref)
+        ratio = np.where(limit > 0, error / limit, np.where(error == 0, 0.0, np.inf))
+    return error, np.where(np.isnan(ratio), np.inf, ratio)
+
+
+def worst_shown(
+    hand_written: ArrayLike,
+    reference: ArrayLike,
+    bound: ArrayLike,
+    entry_names: Sequence[str],
+    count: int,
+) -> list[tuple[dict[str, int], float, float, float]]:
+    """Up to `count` entries over their bound, worst first, as (entry, hand-written,
+    reference, error/bound): the rows a message shows. argpartition, not a full sort:
+    a large gradient has millions of entries and only a few are shown."""
+    hand, ref, limit = _as_float64(hand_written, reference, bound)
+    ratio = errors_and_ratios(hand, ref, limit)[1].reshape(-1)
+    if ratio.size > count:
+        candidates = np.argpartition(-ratio, count - 1)[:count]
+    else:
+        candidates = np.arange(ratio.size)
+    candidates = candidates[np.argsort(-ratio[candidates], kind="stable")]
+    shown = []
+    for flat_index in candidates:
+        if not ratio[flat_index] > 1.0:
+            break
+        index = np.unravel_index(flat_index, hand.shape) if hand.ndim else ()
+        entry = {name: int(i) for name, i in zip(entry_names, index, strict=True)}
+        shown.append(
+            (entry, float(hand.reshape(-1)[flat_index]), float(ref.reshape(-1)[flat_index]),
+             float(ratio[flat_index]))
+        )  # fmt: skip
+    return shown
+
+
 def compare(
     oracle: str,
     target: str,
@@ -78,18 +127,13 @@ def compare(
     entry_names: tuple[str, ...] | None = None,
 ) -> list[Comparison]:
     """Hold stacked hand-written gradients (K, ...) against references: one Comparison per case."""
-    hand = np.asarray(hand_written, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    limit = np.broadcast_to(np.asarray(bound, dtype=np.float64), hand.shape)
+    hand, ref, limit = _as_float64(hand_written, reference, bound)
     count = hand.shape[0]
-    with np.errstate(all="ignore"):
-        error = np.abs(hand - ref)
-        ratio = np.where(limit > 0, error / limit, np.where(error == 0, 0.0, np.inf))
-    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # a NaN on either side never passes
+    error, ratio = errors_and_ratios(hand, ref, limit)
     flat = ratio.reshape(count, -1)
     worst = np.argmax(flat, axis=1)
     cases = np.arange(count)
-    entries = np.unravel_index(worst, hand.shape[1:])
+    entries = np.unravel_index(worst, hand.shape[1:]) if hand.ndim > 1 else ()  # scalars: ()
 
     def at(values: np.ndarray) -> np.ndarray:
         return values.reshape(count, -1)[cases, worst]
@@ -101,7 +145,7 @@ def compare(
         scale = np.max(np.where(np.isfinite(ref), np.abs(ref), -np.inf).reshape(count, -1), axis=1)
         relative = np.where(scale > 0, max_error / scale, np.where(max_error == 0, 0.0, np.inf))
     unbounded = np.isinf(limit).reshape(count, -1).sum(axis=1)
-    names = entry_names or ENTRY_NAMES[target]
+    names = ENTRY_NAMES[target] if entry_names is None else entry_names
     worst_ratio, worst_error, worst_bound = at(ratio), at(error), at(limit)
     hand_at, ref_at = at(hand), at(ref)
     return [

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradcheck.core import compact
+from gradcheck.core.comparison import compare as shared_compare
+from gradcheck.core.comparison import worst_shown
 from gradcheck.core.results import Comparison, Verdict
 from gradcheck.core.tolerance import gamma, summation_bound
 from gradcheck.errors import CoupledLayerError
@@ -40,49 +42,16 @@ def compare(
     axis_names: Sequence[str],
     seconds: float,
 ) -> tuple[Comparison, list[tuple[dict[str, int], float, float, float]]]:
-    """One Comparison, and its worst entries: (entry, hand-written, reference, ratio)."""
+    """One Comparison (the catalogue's `compare` on a stack of one), and the worst
+    entries a message shows: (entry, hand-written, reference, ratio)."""
     hand = np.asarray(hand_written, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
+    names = tuple(axis_names) if hand.ndim else ()
     limit = np.broadcast_to(np.asarray(bound, dtype=np.float64), hand.shape)
-    with np.errstate(all="ignore"):
-        error = np.abs(hand - ref)
-        ratio = np.where(limit > 0, error / limit, np.where(error == 0, 0.0, np.inf))
-    ratio = np.where(np.isnan(ratio), np.inf, ratio)
-    flat = ratio.reshape(-1)
-    order = np.argsort(-flat, kind="stable")
-    names = list(axis_names) if hand.ndim else []
-
-    def entry(flat_index: int) -> dict[str, int]:
-        index = np.unravel_index(flat_index, hand.shape) if hand.ndim else ()
-        return {name: int(i) for name, i in zip(names, index, strict=True)}
-
-    worst = int(order[0]) if flat.size else 0
-    max_error = float(np.max(error)) if error.size else 0.0  # NaN when any entry is NaN
-    scale = np.abs(ref[np.isfinite(ref)])
-    largest = float(np.max(scale)) if scale.size else 0.0
-    with np.errstate(all="ignore"):
-        relative = max_error / largest if largest > 0 else (0.0 if max_error == 0 else np.inf)
-    comparison = Comparison(
-        oracle=oracle,
-        target=target,
-        method=method,
-        max_abs_error=float(max_error),
-        max_rel_error=float(relative),
-        worst_ratio=float(flat[worst]) if flat.size else 0.0,
-        worst_entry=entry(worst),
-        worst_error=float(error.reshape(-1)[worst]) if flat.size else 0.0,
-        worst_bound=float(limit.reshape(-1)[worst]) if flat.size else 0.0,
-        hand_written=float(hand.reshape(-1)[worst]) if flat.size else 0.0,
-        reference=float(ref.reshape(-1)[worst]) if flat.size else 0.0,
-        seconds=seconds,
-        unbounded_entries=int(np.isinf(limit).sum()),
-    )
-    shown = [
-        (entry(int(i)), float(hand.reshape(-1)[i]), float(ref.reshape(-1)[i]), float(flat[i]))
-        for i in order[:SHOWN_ENTRIES]
-        if flat[i] > 1.0
-    ]
-    return comparison, shown
+    (comparison,) = shared_compare(
+        oracle, target, method, hand[None], np.asarray(reference)[None], limit[None], seconds,
+        entry_names=names,
+    )  # fmt: skip
+    return comparison, worst_shown(hand, reference, limit, names, SHOWN_ENTRIES)
 
 
 @dataclass
