@@ -11,7 +11,7 @@ evaluated in float64 on the case's values.
   * the central difference with Richardson extrapolation, (4 D(h) - D(2h)) / 3, of E and
     of every output f_o (the Jacobian, used by the structure analysis), with the error
     |D(h) - D(2h)| + (4 ρ(h) + ρ(2h)) / 3, ρ the rounding of the function values over
-    the step (the argument of `gradcheck.core.oracles._richardson`);
+    the step (`gradcheck.core.oracles.richardson`, shared with the catalogue);
   * the one-sided extrapolations 2 D±(h) - D±(2h) of E from the right and from the left,
     each with the slack |D±(h) - D±(2h)| + its rounding. At a point where E is smooth
     within the stencil, the right, left and central estimates agree within the sums of
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.core import oracles
-from gradcheck.core.oracles import step_sizes
+from gradcheck.core.oracles import energy_rounding, richardson, step_sizes
 from gradcheck.core.tolerance import Tracked, gamma, recording, track
 
 #: Arguments with at most this many entries are differenced entry by entry.
@@ -96,14 +96,6 @@ class ArgumentDifferences:
         return "central differences, Richardson, entry by entry"
 
 
-def energy_rounding(dout: np.ndarray, outputs: np.ndarray, forward_error: np.ndarray) -> float:
-    """Rounding of E = Σ_o δ_o f_o in float64: Σ |δ| e_f + γ_K Σ |δ f|, K outputs."""
-    return float(
-        np.sum(np.abs(dout) * forward_error)
-        + gamma(max(dout.size, 1), np.float64) * np.sum(np.abs(dout * outputs))
-    )
-
-
 def _stencil(
     evaluate: Callable[[np.ndarray], np.ndarray], x: np.ndarray, directions: np.ndarray
 ) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -150,7 +142,7 @@ def differences(
         probes = rng.choice([-1.0, 1.0], size=(PROBES,) + x.shape) * h
         directions = probes
     values, (up1, down1, up2, down2) = _stencil(lambda v: evaluate(which, v), x, directions)
-    rho = energy_rounding(dout, outputs, forward_error)
+    rho = float(energy_rounding(dout, outputs, forward_error, tuple(range(dout.ndim))))
     energies = np.sum(values * dout, axis=tuple(range(2, values.ndim)))  # E at each point
     base = float(np.sum(dout * outputs))
     plus1, minus1, plus2, minus2 = energies
@@ -190,22 +182,26 @@ def _richardson(
     down2: Any,
     rho: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(4 D(h) - D(2h)) / 3 and its error; ρ bounds the rounding of each value."""
+    """The catalogue's extrapolation (`gradcheck.core.oracles.richardson`) from the four
+    values of a stencil and the steps taken; ρ bounds the rounding of each value."""
     step1, step2 = up1 + down1, up2 + down2
     d1 = (plus1 - minus1) / step1
     d2 = (plus2 - minus2) / step2
-    estimate = (4.0 * d1 - d2) / 3.0
-    rounding = (4.0 * 2.0 * rho / step1 + 2.0 * rho / step2) / 3.0
-    error = np.abs(d1 - d2) + rounding
-    error = error + gamma(3, np.float64) * (4.0 * np.abs(d1) + np.abs(d2)) / 3.0
-    return estimate, error
+    return richardson(d1, d2, 2.0 * rho / step1, 2.0 * rho / step2)
 
 
 def _one_sided(
     rise1: np.ndarray, rise2: np.ndarray, step1: np.ndarray, step2: np.ndarray, rho: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """2 D(h) - D(2h) from one side, and its slack |D(h) - D(2h)| plus its rounding
-    (each value differs from the base by at most 2ρ of rounding)."""
+    (each value differs from the base by at most 2ρ of rounding).
+
+    Not `gradcheck.core.oracles.one_sided_differences`, on purpose: the catalogue knows
+    where its kinks are and needs, at one, the interval of every output's one-sided
+    slopes (any subgradient lies in it); a user's forward is a black box, so here the
+    one-sided extrapolations of E are what tell a kink within the stencil from a smooth
+    point (they agree with the central one within their slacks only where E is smooth).
+    """
     d1, d2 = rise1 / step1, rise2 / step2
     estimate = 2.0 * d1 - d2
     rounding = 2.0 * 2.0 * rho / step1 + 2.0 * rho / step2
