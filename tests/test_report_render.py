@@ -189,7 +189,11 @@ def test_a_missing_optional_dependency_says_what_to_install(monkeypatch, missing
 # ---- a real browser ------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+@pytest.mark.browser
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and os.environ.get("CI") != "true",
+    reason="chromium is not installed (CI installs it, and there a missing browser fails)",
+)
 def test_a_headless_browser_draws_the_page(tmp_path, page):
     html = tmp_path / "report.html"
     html.write_text(page, encoding="utf-8")
