@@ -26,6 +26,7 @@ import numpy as np
 from autograd.scipy.special import erf
 
 from gradcheck.core.tolerance import Tracked, record
+from gradcheck.errors import UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,4 @@ def resolve_activation(activation: str | Activation | None) -> Activation:
         return activation
     if isinstance(activation, str) and activation in ACTIVATIONS:
         return ACTIVATIONS[activation]
-    from gradcheck.errors import UnknownNameError
-
     raise UnknownNameError("activation", activation, sorted(ACTIVATIONS))

@@ -2,9 +2,11 @@
 (see `gradcheck.catalogue.large`).
 
 - `Tally`: one comparison made block by block, keeping only its worst entry;
-- `reverse_mode`: ∂E_b/∂θ_b, ∂E_b/∂z and f(z; θ_b) from one reverse pass on Tracked arrays;
-- probes: random signed directions w_k = s_k ⊙ h, the shifted points x ± w, x ± 2w, the
-  hand-written projections ⟨g, w_k⟩ with their bound, and the extrapolated comparison.
+- `accumulate`: a sum over blocks with the rounding of each addition;
+- `reverse_mode`: ∂E_b/∂θ_b, ∂E_b/∂z and f(z; θ_b) from one reverse pass on Tracked arrays.
+
+The finite differences made block by block (columns and probes) are in
+`gradcheck.catalogue.block_differences`.
 
 This module is free of I/O, hypothesis and pytest.
 """
@@ -17,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import autograd.numpy as anp
 import numpy as np
+from autograd.tracer import getval
 
-from gradcheck.core import oracles, tolerance
+from gradcheck.core import oracles
 from gradcheck.core.comparison import compare
 from gradcheck.core.results import Comparison
 from gradcheck.core.tolerance import Tracked, track
@@ -110,9 +114,6 @@ def reverse_mode(
     """f(z; θ_b), ∂E_b/∂θ_b and ∂E_b/∂z from one reverse pass on Tracked float64 arrays:
     each carries the running error bound of its own evaluation (the forward's is the
     rounding of the outputs that finite differences need)."""
-    import autograd.numpy as anp
-    from autograd.tracer import getval
-
     weights = track(delta)
     outputs: list[Any] = []
 
@@ -124,74 +125,3 @@ def reverse_mode(
 
     d_theta, d_z = oracles.reverse_mode(energy, (track(theta), track(z)))
     return outputs[0], d_theta, d_z
-
-
-def signed_steps(rng: np.random.Generator, count: int, x: np.ndarray) -> np.ndarray:
-    """count directions s_k ⊙ h over x: random signs times each entry's step.
-
-    The signs are the bits of random bytes (one bit each, where drawing integers costs a
-    draw per sign); b·2h - h is exactly ±h, as 2h - h is.
-    """
-    size = count * x.size
-    bits = np.unpackbits(np.frombuffer(rng.bytes(-(-size // 8)), dtype=np.uint8), count=size)
-    steps = oracles.step_sizes(x)
-    directions = bits.reshape((count,) + x.shape) * (2.0 * steps)
-    directions -= steps
-    return directions
-
-
-def shifted(x: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """x + w, x - w, x + 2w, x - 2w for every direction w: (4, K, ...)."""
-    variants = np.empty((4,) + directions.shape)
-    np.add(x, directions, out=variants[0])
-    np.subtract(x, directions, out=variants[1])
-    np.multiply(directions, 2.0, out=variants[2])
-    np.subtract(x, variants[2], out=variants[3])
-    variants[2] += x
-    return variants
-
-
-def projections(directions: np.ndarray, gradient: Tracked, x: np.ndarray) -> Tracked:
-    """⟨g, w_k⟩ for a hand-written g with error e_g, and a bound that also covers the
-    steps the differences really take.
-
-    The dot products round by at most γ_(m+1) Σ |g| |w_k| (m terms), and |w_k| = h.
-    x ± c·w_k is rounded: the step taken differs from c·w_k by at most u(|x| + 2h) per
-    entry, so the extrapolated difference (4 D(w) - D(2w)) / 3 measures ⟨∇E, w_k⟩ only
-    within (4/3 + 1/6) u Σ |∇E| (|x| + 2h) <= 2u Σ (|g| + e_g)(|x| + 2h).
-    """
-    values = np.asarray(gradient.value, dtype=np.float64).ravel()
-    error = np.asarray(gradient.error, dtype=np.float64).ravel()
-    steps = oracles.step_sizes(x).ravel()
-    projected = directions.reshape(len(directions), -1) @ values
-    magnitude = np.abs(values)
-    # Sums of products as dot products: Σ h (e + γ|g|) and Σ (|g| + e)(|x| + 2h).
-    weighted = steps @ error + tolerance.gamma(values.size + 1, np.float64) * (steps @ magnitude)
-    reach = np.abs(x, dtype=np.float64).ravel()
-    reach += 2.0 * steps
-    magnitude += error
-    taken = 2.0 * tolerance.unit_roundoff(np.float64) * (magnitude @ reach)
-    return Tracked(projected, np.full(projected.shape, float(weighted + taken)))
-
-
-def probe_comparison(
-    target: str, energies: Tracked, projections: Tracked, count: int
-) -> Comparison:
-    """Extrapolated directional derivatives (4 D(w) - D(2w)) / 3 of E, with
-    D(w) = (E(x + w) - E(x - w)) / 2, against the hand-written ⟨g, w⟩."""
-    begin = time.perf_counter()
-    plus1, minus1, plus2, minus2 = np.asarray(energies.value)
-    rho = np.asarray(energies.error)
-    estimate, error = oracles._richardson(
-        (plus1 - minus1) / 2.0,
-        (plus2 - minus2) / 4.0,
-        (rho[0] + rho[1]) / 2.0,
-        (rho[2] + rho[3]) / 4.0,
-    )
-    hand = np.asarray(projections.value)
-    bound = np.asarray(projections.error) + error
-    (comparison,) = compare(
-        "finite-differences", target, f"finite differences ({count} probes)", hand[None],
-        estimate[None], bound[None], time.perf_counter() - begin, ("probe",),
-    )  # fmt: skip
-    return comparison

@@ -1,32 +1,23 @@
 """A catalogue case and the checks' options: what `check` takes, validated.
 
 `Case` names a layer type and activation of the catalogue and carries z, θ and δ;
-`validated` turns one into arrays the layer accepts (or a CaseError that says why not),
-and `call_hand_written` runs a layer's hand-written code on them.
+`validated` turns one into arrays the layer accepts (or a CaseError that says why not);
+`check_options` validates the options of `check` and `check_many`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from gradcheck.catalogue.activations import Activation
 from gradcheck.catalogue.layers import LayerType
-from gradcheck.core import tolerance
 from gradcheck.core.comparison import CaseError, as_array
 from gradcheck.core.results import ORACLES
 from gradcheck.errors import GradcheckError, UnknownNameError
-
-#: θ or z with at most this many entries get full finite differences (each entry alone).
-FULL_DIFFERENCES_BUDGET = 64
-#: A coupled layer needs full differences (columns assume independent units) up to here.
-COUPLED_DIFFERENCES_BUDGET = 4096
-#: Output units whose Jacobian blocks are measured; larger layers use an even sample.
-COUPLING_UNITS_BUDGET = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,27 +92,3 @@ def check_options(
     if not isinstance(kinks, str) or kinks not in KINK_MODES:
         raise GradcheckError(f"kinks must be 'report' or 'subgradient', got {kinks!r}")
     return Options(tuple(oracles), finite_differences, probes, kinks)
-
-
-def call_hand_written(
-    layer: LayerType,
-    what: str,
-    function: Callable[[], Any],
-    shape: tuple[int, ...],
-    *,
-    stacked: bool = False,
-) -> tolerance.Tracked:
-    """Run a layer's hand-written code; what it raises or returns misshapen makes the case
-    invalid (CaseError), and plain results are tracked as exact. stacked: the leading axis
-    counts stacked cases, and messages leave it out."""
-    try:
-        with np.errstate(all="ignore"):
-            result = function()
-    except Exception as error:
-        raise CaseError(f"{layer.name}.{what} raised {type(error).__name__}: {error}") from None
-    result = result if isinstance(result, tolerance.Tracked) else tolerance.track(result)
-    if result.shape != shape:
-        raise CaseError(
-            f"{layer.name}.{what} returned shape {result.shape[1:]}, expected {shape[1:]}"
-        )
-    return result

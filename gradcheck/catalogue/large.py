@@ -27,17 +27,10 @@ N × J_b × P arrays stay in cache; the reverse pass, the forward and the kink t
 arrays are the size of θ_b rather than N times it, run once per pass of several blocks
 (`PASS_ENTRIES`), which keeps Python's share of their cost small.
 
-**Probes.** Along w = s ⊙ h (s random signs, h the step of each entry), a central
-difference of E at ±w and ±2w, extrapolated, estimates ⟨∇E, w⟩ within the bound
-|D(w) - D(2w)| + rounding/step of `oracles`; the hand-written side is ⟨A, w'⟩ over the
-steps w' actually taken, with bound Σ |w'| (e_A + γ|A|). For an error vector e = A - ∇E,
-⟨e, w⟩ = Σ s_i e_i h_i. Fix every sign but that of the largest term e_m h_m: of the two
-values s_m = ±1, at least one gives |⟨e, w⟩| ≥ |e_m h_m|. So each probe exceeds the largest
-weighted error with probability at least 1/2, and K independent probes all miss it with
-probability at most 2^-K; a single wrong entry is met with certainty (its sign does not
-matter). `LARGE_PROBES` = 6 gives at most 1/64 for any error pattern whose largest entry
-exceeds the bound, at 4 evaluations of the layer per probe. The per-entry guarantee comes
-from autograd, which compares every entry of A and δ_in.
+**Probes** (`gradcheck.catalogue.block_differences`) exceed the largest weighted error of
+A with probability at least 1/2 each, so `LARGE_PROBES` = 6 miss it with probability at
+most 1/64; the per-entry guarantee comes from autograd, which compares every entry of A
+and δ_in.
 
 **Structure.** The whole layer is evaluated twice on one float64 copy of θ: before and
 after the rows of a random half of the units are moved by their finite-difference step.
@@ -50,34 +43,34 @@ Memory: θ itself, one block's and one pass's arrays (set by their sizes), the a
 δ_in and its references (N × I), and for the structure check one copy of θ.
 Layers declared coupled never come here: per-block forwards would change them. Square
 layers (I = J, unit j reading input j) are checked in one block: their forward pairs
-units with inputs by position.
+units with inputs by position. The way in is `gradcheck.catalogue.checker` (`check_many`
+through `check_validated`, and `check_large`), which this module does not import.
 This module is free of I/O, hypothesis and pytest.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from gradcheck.catalogue.activations import Activation, resolve_activation
-from gradcheck.catalogue.blockwise import (
-    Tally,
-    accumulate,
-    probe_comparison,
-    projections,
-    reverse_mode,
-    shifted,
-    signed_steps,
-)
-from gradcheck.catalogue.cases import Case, call_hand_written, check_options, validated
-from gradcheck.catalogue.layers import LayerType, identity_if_unused, resolve_layer_type
+from gradcheck.catalogue.activations import Activation
+from gradcheck.catalogue.block_differences import BlockDifferences
+from gradcheck.catalogue.blockwise import Tally, accumulate, reverse_mode
+from gradcheck.catalogue.cases import Options
+from gradcheck.catalogue.hand_written import hand_written_side, rank_one_reference
+from gradcheck.catalogue.layers import LayerType
+from gradcheck.catalogue.verdicts import case_verdict
 from gradcheck.core import compact, oracles, tolerance
-from gradcheck.core.comparison import CaseError, closest_detail, compare, mismatch_message
-from gradcheck.core.results import ORACLES, CaseSummary, CheckResult, Comparison, Verdict
+from gradcheck.core.comparison import (
+    CaseError,
+    Clock,
+    compare,
+)
+from gradcheck.core.results import CaseSummary, CheckResult, Comparison
 from gradcheck.core.tolerance import Tracked, track
 
 #: θ with more entries than this, in a layer not declared coupled, is checked here.
@@ -152,47 +145,13 @@ def make_plan(
     )  # fmt: skip
 
 
-def check_large(
-    case: Case,
-    *,
-    oracles: Sequence[str] = ORACLES,
-    finite_differences: str = "auto",
-    probes: int | None = None,
-    block_units: int | None = None,
-    seed: int = 0,
-) -> CheckResult:
-    """Check one case block by block, whatever its size (see the module docstring).
-
-    `check` sends layers with more than LARGE_PARAMETERS parameters here; calling this
-    directly runs the same path on a layer of any size, with the block size and the
-    number of probes (default LARGE_PROBES) given explicitly.
-    """
-    options = check_options(oracles, finite_differences, probes or 1, "report")
-    layer = resolve_layer_type(case.layer_type)
-    if layer.coupled:  # per-block forwards would change a coupled layer: the stacked path
-        from gradcheck.catalogue.checker import check
-
-        return check(case, oracles=oracles, finite_differences=finite_differences)
-    phi = identity_if_unused(layer, resolve_activation(case.activation))
-    try:
-        z, theta, delta = validated(case, layer)
-    except CaseError as problem:
-        return CheckResult(Verdict.INVALID_INPUT, f"invalid input: {problem}", None)
-    plan = make_plan(
-        batch=z.shape[0], inputs=z.shape[1], units=theta.shape[0], parameters=theta.shape[1],
-        finite_differences=options.finite_differences, probes=probes,
-        block_units=theta.shape[0] if layer.square else block_units, seed=seed,
-    )  # fmt: skip
-    return _LargeCheck(layer, phi, z, theta, delta, plan, options.oracles).run()
-
-
 def check_validated(
     layer: LayerType,
     phi: Activation,
     z: np.ndarray,
     theta: np.ndarray,
     delta: np.ndarray,
-    options: Any,
+    options: Options,
 ) -> CheckResult:
     """The path `check_many` takes for one validated large case. `options` carries
     oracles, finite_differences and probes (used when the layout is "probes" by request;
@@ -204,16 +163,13 @@ def check_validated(
         probes=options.probes if explicit else None,
         block_units=theta.shape[0] if layer.square else None,
     )  # fmt: skip
-    return _LargeCheck(layer, phi, z, theta, delta, plan, options.oracles).run()
-
-
-# ---- comparisons made block by block -----------------------------------------------------
+    return LargeCheck(layer, phi, z, theta, delta, plan, options.oracles).run()
 
 
 # ---- the check -------------------------------------------------------------------------------
 
 
-class _LargeCheck:
+class LargeCheck:
     """One large case, checked block by block."""
 
     def __init__(
@@ -236,32 +192,23 @@ class _LargeCheck:
         self.summary = CaseSummary(
             layer.name, phi.label, z.dtype.name, inputs, units, batch, parameters
         )
-        self.seconds: dict[str, float] = {}
+        self.clock = Clock()  # wall time per stage
         self.tallies: dict[tuple[str, str, str], Tally] = {}
         self.comparisons: list[Comparison] = []
         self.invalid: str | None = None
         self.non_differentiable: str | None = None
         self.mass: float | None = None
         self.rank_one = "not applicable"
-        # Accumulated over blocks: formula 1 and its references, and the probes' sums.
+        # Accumulated over blocks: formula 1 and autograd's reference for it; the finite
+        # differences keep their own sums.
         self.inputs_gradient: Tracked | None = None
         self.autograd_inputs: Tracked | None = None
-        self.column_inputs: Tracked | None = None
-        self.energies: Tracked | None = None  # (4, K): E at θ ± w_k, θ ± 2w_k
-        self.projections: Tracked | None = None  # (4, K): ⟨A, steps taken⟩
-        self.input_energies: Tracked | None = None  # (4, K): E at z ± v_k, z ± 2v_k
-        self.input_variants: np.ndarray | None = None  # (4, K, N, I): z ± v_k, z ± 2v_k
-        self.input_directions: np.ndarray | None = None  # (4, K, N, I): steps taken in z
+        self.differences = BlockDifferences(
+            self.forward, self.z64, layout=plan.layout, probes=plan.probes, seed=plan.seed
+        )
 
     def forward(self, z: Any, theta: Any) -> Any:
         return self.layer.forward(z, theta, self.phi)
-
-    def timed(self, stage: str, function: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return function()
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
     def tally(self, oracle: str, target: str, kind: str = "") -> Tally:
         """The tally of one comparison; kind separates two of one oracle and target."""
@@ -272,7 +219,7 @@ class _LargeCheck:
     def run(self) -> CheckResult:
         try:
             if "autograd" in self.oracles:
-                self.timed("structure", self.structure)
+                self.clock.run("structure", self.structure)
             if not (self.mass is not None and self.mass > 0.0):
                 units, width = self.theta.shape[0], self.plan.pass_units
                 for start in range(0, units, width):
@@ -325,15 +272,15 @@ class _LargeCheck:
         d_theta = None
         with np.errstate(all="ignore"):
             if "autograd" in self.oracles:
-                outputs, d_theta, d_z = self.timed(
+                outputs, d_theta, d_z = self.clock.run(
                     "autograd", lambda: reverse_mode(self.forward, self.z64, theta64, delta64)
                 )
                 self.autograd_inputs = accumulate(self.autograd_inputs, d_z)
             else:
-                outputs = self.timed(
+                outputs = self.clock.run(
                     "forward", lambda: self.forward(track(self.z64), track(theta64))
                 )
-            self.timed("forward", lambda: self.kinks(theta64, start))
+            self.clock.run("forward", lambda: self.kinks(theta64, start))
         values = np.asarray(outputs.value)
         if not np.isfinite(values).all():
             n, j = (int(i) for i in np.argwhere(~np.isfinite(values))[0])
@@ -356,13 +303,15 @@ class _LargeCheck:
         theta = self.theta[start:stop]
         theta64 = np.asarray(theta, dtype=np.float64)
         delta, delta64 = self.delta[:, start:stop], self.delta64[:, start:stop]
-        unit_jacobian, gradient = self.timed(
+        unit_jacobian, gradient = self.clock.run(
             "hand-written", lambda: self.hand_written(theta, delta, start)
         )
         if self.invalid is not None or self.non_differentiable is not None:
             return
         if "dense" in self.oracles:
-            self.timed("dense", lambda: self.dense(gradient, unit_jacobian, theta, delta, start))
+            self.clock.run(
+                "dense", lambda: self.dense(gradient, unit_jacobian, theta, delta, start)
+            )
         if d_theta is not None:
             begin = time.perf_counter()
             self.tally("autograd", "parameters").add(
@@ -371,9 +320,11 @@ class _LargeCheck:
             )  # fmt: skip
         if "finite-differences" in self.oracles:
             with np.errstate(all="ignore"):
-                self.timed(
+                self.clock.run(
                     "finite-differences",
-                    lambda: self.differences(gradient, theta64, delta64, outputs, start),
+                    lambda: self.differences.add_block(
+                        self.tally, gradient, theta64, delta64, outputs, start
+                    ),
                 )
 
     def kinks(self, theta64: np.ndarray, start: int) -> None:
@@ -412,34 +363,10 @@ class _LargeCheck:
         self, theta: np.ndarray, delta: np.ndarray, start: int
     ) -> tuple[Tracked, Tracked]:
         """B_b, A_b and the block's share of δ_in in the case's dtype, with error bounds."""
-        batch, inputs = self.z.shape
-        units, parameters = theta.shape
-        layer, phi = self.layer, self.phi
-        z, theta_t, delta_t = track(self.z), track(theta), track(delta)
-        compaction = layer.parameter_gradient or compact.compact_gradient
-        with tolerance.recording() as events:
-            unit_jacobian = call_hand_written(
-                self.layer,
-                "unit_jacobian",
-                lambda: layer.unit_jacobian(z, theta_t, phi),
-                (batch, units, parameters),
-            )
-            input_jacobian = call_hand_written(
-                self.layer,
-                "input_jacobian",
-                lambda: layer.input_jacobian(z, theta_t, phi),
-                (batch, units, inputs),
-            )
-            gradient = call_hand_written(
-                self.layer,
-                "parameter_gradient",
-                lambda: compaction(delta_t, unit_jacobian),
-                (units, parameters),
-            )
-            share = compact.input_gradient(delta_t, input_jacobian)
+        hand, events = hand_written_side(self.layer, self.phi, self.z, theta, delta)
         self.mark_events(events, start)
-        self.inputs_gradient = accumulate(self.inputs_gradient, share)
-        return unit_jacobian, gradient
+        self.inputs_gradient = accumulate(self.inputs_gradient, hand.inputs_gradient)
+        return hand.unit_jacobian, hand.gradient
 
     def dense(
         self,
@@ -461,83 +388,12 @@ class _LargeCheck:
         if self.layer.rank_one is None:
             return
         begin = time.perf_counter()
-        u, v = self.layer.rank_one(self.z, theta, self.phi)
-        outer = compact.rank_one_gradient(delta, u, v)
-        magnitude = np.abs(delta * u).astype(np.float64).T @ np.abs(v)
-        bound = 2.0 * tolerance.gamma(delta.shape[0] + 2, self.z.dtype) * magnitude
+        outer, bound = rank_one_reference(self.layer, self.phi, self.z, theta, delta)
         self.tally("dense", "parameters", "rank-one").add(
             "rank-one outer product", gradient.value, outer, bound, offset=start,
             seconds=time.perf_counter() - begin,
         )  # fmt: skip
         self.rank_one = "holds"
-
-    # -- finite differences ------------------------------------------------------------------
-
-    def differences(
-        self,
-        gradient: Tracked,
-        theta64: np.ndarray,
-        delta64: np.ndarray,
-        outputs: Tracked,
-        start: int,
-    ) -> None:
-        forward_error = np.asarray(outputs.error)
-        arguments = (self.forward, self.z64[None], theta64[None], delta64[None])
-        if self.plan.layout == "columns":
-            begin = time.perf_counter()
-            reference = oracles.parameter_differences(
-                *arguments, forward_error[None], layout="columns"
-            )
-            self.tally("finite-differences", "parameters").add(
-                reference.method, gradient.value, reference.value[0],
-                gradient.error + reference.error[0], offset=start,
-                seconds=time.perf_counter() - begin,
-            )  # fmt: skip
-            share = oracles.input_differences(*arguments, forward_error[None], layout="columns")
-            self.column_inputs = accumulate(
-                self.column_inputs, Tracked(share.value[0], share.error[0])
-            )
-            return
-        # Rounding of E_b, charged to every variant as `oracles` does: Σ|δ| e_f + γ Σ|δ f|.
-        rounding = float(
-            oracles._energy_rounding(delta64, np.asarray(outputs.value), forward_error, (0, 1))
-        )
-        self.probe_parameters(gradient, theta64, delta64, rounding, start)
-        self.probe_inputs(theta64, delta64, rounding)
-
-    def probe_parameters(
-        self,
-        gradient: Tracked,
-        theta64: np.ndarray,
-        delta64: np.ndarray,
-        rounding: float,
-        start: int,
-    ) -> None:
-        """This block's share of E at θ ± w_k, θ ± 2w_k and of ⟨A, w_k⟩, w_k = s_k ⊙ h."""
-        rng = np.random.default_rng([self.plan.seed, 2, start])
-        directions = signed_steps(rng, self.plan.probes, theta64)
-        variants = shifted(theta64, directions)
-        outputs = np.asarray(self.forward(self.z64, variants.reshape((-1,) + theta64.shape)))
-        del variants
-        values = np.einsum("vnj,nj->v", outputs, delta64).reshape(4, self.plan.probes)
-        del outputs
-        self.energies = accumulate(self.energies, Tracked(values, np.full(values.shape, rounding)))
-        projected = projections(directions, gradient, theta64)
-        self.projections = accumulate(self.projections, projected)
-
-    def probe_inputs(self, theta64: np.ndarray, delta64: np.ndarray, rounding: float) -> None:
-        """This block's share of E at z ± v_k, z ± 2v_k (the same v_k for every block)."""
-        if self.input_directions is None:
-            rng = np.random.default_rng([self.plan.seed, 3])
-            self.input_directions = signed_steps(rng, self.plan.probes, self.z64)
-            self.input_variants = shifted(self.z64, self.input_directions)
-        variants = self.input_variants
-        assert variants is not None
-        outputs = np.asarray(self.forward(variants.reshape((-1,) + self.z64.shape), theta64))
-        values = np.einsum("vnj,nj->v", outputs, delta64).reshape(variants.shape[:2])
-        self.input_energies = accumulate(
-            self.input_energies, Tracked(values, np.full(values.shape, rounding))
-        )
 
     def finish(self) -> None:
         """The comparisons accumulated over blocks: every tally, formula 1, the probes."""
@@ -545,74 +401,30 @@ class _LargeCheck:
         self.comparisons = [tally.comparison() for tally in self.tallies.values()]
         hand = self.inputs_gradient
         assert hand is not None
-        for oracle, reference, method in (
-            ("autograd", self.autograd_inputs, "reverse mode"),
-            ("finite-differences", self.column_inputs, "finite differences (columns)"),
-        ):
-            if reference is not None:
-                self.comparisons += compare(
-                    oracle, "inputs", method, np.asarray(hand.value)[None],
-                    np.asarray(reference.value)[None], (hand.error + reference.error)[None],
-                    time.perf_counter() - begin,
-                )  # fmt: skip
-        count = self.plan.probes
-        if self.energies is not None and self.projections is not None:
-            self.comparisons.append(
-                probe_comparison("parameters", self.energies, self.projections, count)
-            )
-        if self.input_energies is not None and self.input_directions is not None:
-            projected = projections(self.input_directions, hand, self.z64)
-            self.comparisons.append(
-                probe_comparison("inputs", self.input_energies, projected, count)
-            )
+        reference = self.autograd_inputs
+        if reference is not None:
+            self.comparisons += compare(
+                "autograd", "inputs", "reverse mode", np.asarray(hand.value)[None],
+                np.asarray(reference.value)[None], (hand.error + reference.error)[None],
+                time.perf_counter() - begin,
+            )  # fmt: skip
+        self.comparisons += self.differences.comparisons(hand, begin)
 
     # -- the verdict -------------------------------------------------------------------------
 
     def verdict(self) -> CheckResult:
-        seconds = dict(self.seconds)
+        seconds = dict(self.clock.seconds)
         seconds["total"] = sum(seconds.values())
-        comparisons = tuple(self.comparisons)
-        rank_one = self.rank_one
-        if rank_one == "holds" and any(
-            c.method == "rank-one outer product" and not c.passed for c in comparisons
-        ):
-            rank_one = "fails"
-
-        def result(verdict: Verdict, message: str) -> CheckResult:
-            return CheckResult(
-                verdict, message, self.summary, comparisons, self.mass, rank_one, seconds
-            )
-
-        if self.invalid is not None:
-            return CheckResult(
-                Verdict.INVALID_INPUT, f"invalid input: {self.invalid}", self.summary,
-                seconds=seconds,
-            )  # fmt: skip
-        if self.non_differentiable is not None:
-            return CheckResult(
-                Verdict.NON_DIFFERENTIABLE, self.non_differentiable, self.summary,
-                seconds=seconds,
-            )  # fmt: skip
-        failures = sorted(
-            (c for c in comparisons if not c.passed),
-            key=lambda c: (c.target != "inputs", -c.worst_ratio),
-        )
-        if failures and failures[0].target == "inputs":
-            return result(Verdict.MISMATCH, mismatch_message(failures[0]))
+        coupling = None
         if self.mass is not None and self.mass > 0.0:
-            return result(
-                Verdict.COUPLED,
-                f"coupled: {self.layer.name} breaks the block-diagonal precondition (output j "
-                f"depends on other units' parameters); {self.mass:.1%} of the gradient of a "
-                "random half of the units reaches the other units' parameters, so the "
-                "compact form A = δ ⊙ B is not the parameter gradient",
+            coupling = (
+                f"; {self.mass:.1%} of the gradient of a random half of the units reaches the "
+                "other units' parameters"
             )
-        if failures:
-            return result(Verdict.MISMATCH, mismatch_message(failures[0]))
-        detail = closest_detail(comparisons)
         blocks = -(-self.theta.shape[0] // self.plan.block_units)
-        return result(
-            Verdict.PASS,
-            f"pass: {len(comparisons)} comparisons agree{detail}; checked in {blocks} "
-            f"blocks of {self.plan.block_units} units",
-        )
+        return case_verdict(
+            self.summary, tuple(self.comparisons), seconds,
+            invalid=self.invalid, non_differentiable=self.non_differentiable,
+            coupling=coupling, mass=self.mass, rank_one=self.rank_one,
+            checked_in=f"; checked in {blocks} blocks of {self.plan.block_units} units",
+        )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradcheck.catalogue.activations import ACTIVATIONS, resolve_activation
-from gradcheck.catalogue.checker import Case
+from gradcheck.catalogue.cases import Case
 from gradcheck.catalogue.layers import LAYER_TYPES, resolve_layer_type
 
 

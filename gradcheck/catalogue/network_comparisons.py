@@ -1,0 +1,416 @@
+"""The comparisons of a network check: K stacked networks against every oracle.
+
+`NetworkCheck` runs the hand-written recursion of `gradcheck.catalogue.network` on
+`Tracked` arrays in the networks' dtype and holds every A^ℓ, δ^ℓ and the loss rule's δ^L
+against the oracles that `gradcheck.catalogue.network_checker` describes: the dense
+product of each layer, one reverse pass of autograd through the whole E (which also
+feeds each layer alone with autograd's δ^ℓ, for the blame), and central differences of
+the whole E. It marks networks that are invalid (a forward or an intermediate that is
+not finite) or non-differentiable (a kink within the reach of the steps). What the
+comparisons mean for each layer, and the verdict, are `gradcheck.catalogue.network_results`.
+
+This module is free of I/O, hypothesis and pytest.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.extend import defvjp, primitive
+
+from gradcheck.catalogue.network import (
+    COMPACTION,
+    FORMULA_1,
+    HandWritten,
+    InvalidNetworkError,
+    StackedNetworks,
+    compaction,
+    with_cross_term,
+)
+from gradcheck.catalogue.network_results import NetworkResult, layer_result, network_result
+from gradcheck.core import compact, oracles, tolerance
+from gradcheck.core.comparison import Clock, compare
+from gradcheck.core.results import Comparison
+from gradcheck.core.tolerance import Tracked, track
+
+#: θ^ℓ with at most this many entries get full finite differences (each entry alone);
+#: larger ones get random signed probes.
+FULL_DIFFERENCES_BUDGET = 64
+
+
+@primitive
+def _tap(z: Any, zero: Any) -> Any:
+    """z itself: autograd's gradient with respect to `zero` (always 0) is then ∂E/∂z,
+    without any arithmetic that the error model would have to charge."""
+    return z
+
+
+defvjp(_tap, lambda ans, z, zero: lambda g: g, lambda ans, z, zero: lambda g: g)
+
+_DIFFERENCES = "the finite differences of the float64 forward"
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """The oracles to consult, the finite-difference layout ("auto", "full" or "probes")
+    and the number of probes per layer, validated by `network_checker`."""
+
+    oracles: tuple[str, ...]
+    finite_differences: str
+    probes: int
+
+
+class NetworkCheck:
+    """The checks of K stacked networks, and what is known of each."""
+
+    def __init__(self, stack: StackedNetworks) -> None:
+        self.stack = stack
+        self.count, self.depth = stack.count, stack.depth
+        self.z64 = stack.z.astype(np.float64)
+        self.thetas64 = [theta.astype(np.float64) for theta in stack.thetas]
+        self.targets64 = stack.targets.astype(np.float64)
+        self.invalid: list[str | None] = [None] * self.count
+        self.non_differentiable: list[str | None] = [None] * self.count
+        self.loss_comparisons: list[list[Comparison]] = [[] for _ in range(self.count)]
+        # [layer][case]: the recursion's comparisons, and the layer's own
+        self.chain: list[list[list[Comparison]]] = [
+            [[] for _ in range(self.count)] for _ in range(self.depth)
+        ]
+        self.own: list[list[list[Comparison]]] = [
+            [[] for _ in range(self.count)] for _ in range(self.depth)
+        ]
+        self.clock = Clock()  # wall time per stage
+
+    def run(self, options: NetworkOptions) -> list[NetworkResult]:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            # Networks whose forward overflows are reported invalid; numpy need not warn.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                rounding = self.clock.run("forward", self.reference_forward)
+                with tolerance.recording() as events:
+                    hand = self.clock.run("hand-written", self.stack.hand_written)
+            except InvalidNetworkError as problem:
+                return [self.result(k, invalid=str(problem)) for k in range(self.count)]
+            dtype = self.stack.z.dtype.name
+            self.mark_events(events, f"the hand-written rules in {dtype}")
+            self.mark_overflow(f"the hand-written rules in {dtype}", _named(hand))
+            if "dense" in options.oracles:
+                self.clock.run("dense", lambda: self.dense(hand))
+            if "autograd" in options.oracles:
+                self.clock.run("autograd", lambda: self.autograd(hand))
+            if "finite-differences" in options.oracles:
+                self.clock.run(
+                    "finite-differences", lambda: self.differences(hand, rounding, options)
+                )
+        return [self.result(k) for k in range(self.count)]
+
+    def add(self, where: list[list[Comparison]], comparisons: list[Comparison]) -> None:
+        for k, comparison in enumerate(comparisons):
+            where[k].append(comparison)
+
+    def mark_overflow(self, where: str, arrays: list[tuple[str, np.ndarray]]) -> None:
+        """Cases whose values turn non-finite on finite inputs are invalid: an intermediate
+        overflowed (deep layers reach magnitudes a single layer never sees), the running
+        bound is infinite, and no oracle can be held against what cannot be bounded."""
+        for what, values in arrays:
+            bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
+            for k in np.flatnonzero(bad.reshape(self.count, -1).any(axis=1)):
+                if self.invalid[k] is None:
+                    index = tuple(int(i) for i in np.argwhere(bad[k])[0])
+                    self.invalid[k] = (
+                        f"{where} overflow: {what} is {values[k][index]} at {index} for these "
+                        "inputs (outside the range the dtype can represent)"
+                    )
+
+    def mark_events(self, events: list[tolerance.Event], where: str) -> None:
+        """Cases outside an activation's domain are invalid; cases at a kink, tie or
+        singularity are non-differentiable."""
+        for event in events:
+            if event.kind == "domain":
+                reasons, suffix = self.invalid, ""
+                prefix = "a pre-activation leaves its activation's domain: "
+            else:
+                reasons = self.non_differentiable
+                prefix = "non-differentiable: "
+                suffix = "; the gradient is not defined within the finite-difference step"
+            for k in np.flatnonzero(event.cases(self.count)):
+                if reasons[k] is None:
+                    reasons[k] = f"{prefix}{where}: {event.describe(int(k), self.count)}{suffix}"
+
+    def reference_forward(self) -> Tracked:
+        """The float64 forward from exact inputs, with its rounding bound (e per example);
+        marks networks whose forward is not finite, and those that meet a kink, tie or
+        singularity within the reach of the finite-difference steps."""
+        stack = self.stack
+        thetas = [track(theta) for theta in self.thetas64]
+        with tolerance.recording():
+            energy = stack.energy_from(0, track(self.z64), thetas, self.targets64)
+        finite = np.isfinite(np.asarray(energy.value)).reshape(self.count, -1).all(axis=1)
+        for k in np.flatnonzero(~finite):
+            self.invalid[k] = "the forward (or the loss) is not finite for these inputs"
+        # Every entry of z⁰ and θ^ℓ moves by up to 2h in the differences; the Tracked
+        # forward carries that reach up through the layers to every pre-activation.
+        z = track(self.z64, 2.0 * oracles.step_sizes(self.z64))
+        for index, ((layer, phi), theta) in enumerate(zip(stack.rows, self.thetas64, strict=True)):
+            with tolerance.recording() as events:
+                z = layer.forward(z, track(theta, 2.0 * oracles.step_sizes(theta)), phi)
+            self.mark_events(events, f"layer {index + 1} ({layer.name})")
+        return energy
+
+    # -- oracles -------------------------------------------------------------------------------
+
+    def dense(self, hand: HandWritten) -> None:
+        """A^ℓ against the explicit block-diagonal product of the same δ^ℓ and B^ℓ."""
+        for index in range(self.depth):
+            start = time.perf_counter()
+            delta = np.asarray(hand.deltas[index + 1].value)
+            unit_jacobian = np.asarray(hand.unit_jacobians[index].value)
+            product, method = compact.dense_gradient(delta, unit_jacobian)
+            self.add(
+                self.chain[index],
+                compare(
+                    "dense",
+                    "parameters",
+                    method,
+                    hand.gradients[index].value,
+                    product,
+                    tolerance.summation_bound(delta, unit_jacobian),
+                    time.perf_counter() - start,
+                ),
+            )
+
+    def reverse_mode(self) -> tuple[list[oracles.Reference], list[oracles.Reference]]:
+        """∂E/∂θ^ℓ (ℓ = 1 … L) and ∂E/∂z^ℓ (ℓ = 0 … L) in one reverse pass in float64."""
+        stack = self.stack
+        targets = track(self.targets64)
+
+        def energy(arguments: tuple[Any, tuple[Any, ...], tuple[Any, ...]]) -> Any:
+            z, thetas, taps = arguments
+            for (layer, phi), theta, tap in zip(stack.rows, thetas, taps, strict=True):
+                z = _tap(layer.forward(z, theta, phi), tap)
+            return anp.sum(stack.loss.forward(z, targets))
+
+        taps = tuple(track(np.zeros((self.count, stack.batch, j))) for j in stack.widths[1:])
+        thetas = tuple(track(theta) for theta in self.thetas64)
+        d_z, d_thetas, d_taps = oracles.reverse_mode(energy, (track(self.z64), thetas, taps))
+
+        def reference(gradient: Tracked) -> oracles.Reference:
+            return oracles.Reference(
+                np.asarray(gradient.value), np.asarray(gradient.error), "reverse mode"
+            )
+
+        return [reference(d) for d in d_thetas], [reference(d) for d in (d_z, *d_taps)]
+
+    def autograd(self, hand: HandWritten) -> None:
+        """The loss rule, every layer's A^ℓ and δ^(ℓ-1), and every layer alone."""
+        start = time.perf_counter()
+        d_thetas, d_zs = self.reverse_mode()
+        self.mark_overflow(
+            "autograd's float64 reference",
+            [(f"∂E/∂θ^{index}", d.value) for index, d in enumerate(d_thetas, 1)]
+            + [(f"∂E/∂z^{index}", d.value) for index, d in enumerate(d_zs)],
+        )
+        seconds = (time.perf_counter() - start) / (2 * self.depth + 1)
+        self.add(
+            self.loss_comparisons,
+            compare(
+                "autograd",
+                "outputs",
+                "reverse mode (the loss rule)",
+                hand.deltas[-1].value,
+                d_zs[-1].value,
+                hand.deltas[-1].error + d_zs[-1].error,
+                seconds,
+                ("row", "output"),
+            ),
+        )
+        for index, (layer, _) in enumerate(self.stack.rows):
+            # The layer alone: autograd's δ^ℓ, rounded to the dtype as the hand-written
+            # code would hold it, into this layer's own rules.
+            above = d_zs[index + 1]
+            reference_delta = Tracked(above.value, above.error).astype(self.stack.z.dtype)
+            unit_jacobian = hand.unit_jacobians[index]
+            input_jacobian = hand.input_jacobians[index]
+            own_inputs = with_cross_term(
+                compact.input_gradient(reference_delta, input_jacobian),
+                FORMULA_1,
+                reference_delta,
+                input_jacobian,
+            )
+            pairs = [
+                (self.chain, "inputs", "reverse mode", hand.deltas[index], d_zs[index]),
+                (self.own, "inputs", "reverse mode, from autograd's δ", own_inputs, d_zs[index]),
+            ]
+            if not layer.coupled:  # A = δ ⊙ B is not a coupled layer's gradient
+                own_gradient = with_cross_term(
+                    compaction(layer)(reference_delta, unit_jacobian),
+                    COMPACTION,
+                    reference_delta,
+                    unit_jacobian,
+                )
+                pairs += [
+                    (self.chain, "parameters", "reverse mode", hand.gradients[index],
+                     d_thetas[index]),
+                    (self.own, "parameters", "reverse mode, from autograd's δ", own_gradient,
+                     d_thetas[index]),
+                ]  # fmt: skip
+            for where, target, method, value, reference in pairs:
+                self.add(
+                    where[index],
+                    compare(
+                        "autograd",
+                        target,
+                        method,
+                        value.value,
+                        reference.value,
+                        value.error + reference.error,
+                        seconds,
+                    ),
+                )
+
+    def differences(self, hand: HandWritten, rounding: Tracked, options: NetworkOptions) -> None:
+        """Every A^ℓ (of a unit-partitioned layer) and δ⁰ against central differences of
+        the whole E in float64."""
+        # E = Σ_n e_n, summed in float64 by the differences: its rounding by Tracked's rule.
+        total_rounding = np.asarray(np.sum(rounding, axis=-1).error)
+        for index, (layer, _) in enumerate(self.stack.rows):
+            if layer.coupled:
+                continue
+            start = time.perf_counter()
+            layout = options.finite_differences
+            if layout == "auto":
+                size = self.thetas64[index][0].size
+                layout = "full" if size <= FULL_DIFFERENCES_BUDGET else "probes"
+            reference, directions = self.parameter_differences(
+                index, total_rounding, layout, options.probes
+            )
+            self.mark_overflow(_DIFFERENCES, [(f"∂E/∂θ^{index + 1}", reference.value)])
+            gradient = hand.gradients[index]
+            if directions is None:
+                value, bound, names = gradient.value, gradient.error + reference.error, None
+            else:  # compare the projections ⟨A^ℓ, w_q⟩ on the probe directions
+                value = np.einsum("kqjp,kjp->kq", directions, gradient.value.astype(np.float64))
+                bound = np.einsum("kqjp,kjp->kq", np.abs(directions), gradient.error)
+                bound, names = bound + reference.error, ("probe",)
+            self.add(
+                self.chain[index],
+                compare(
+                    "finite-differences",
+                    "parameters",
+                    reference.method,
+                    value,
+                    reference.value,
+                    bound,
+                    time.perf_counter() - start,
+                    names,
+                ),
+            )
+        start = time.perf_counter()
+        reference = self.input_differences(np.asarray(rounding.error))
+        self.mark_overflow(_DIFFERENCES, [("∂E/∂z^0", reference.value)])
+        self.add(
+            self.chain[0],
+            compare(
+                "finite-differences",
+                "inputs",
+                reference.method,
+                hand.deltas[0].value,
+                reference.value,
+                hand.deltas[0].error + reference.error,
+                time.perf_counter() - start,
+            ),
+        )
+
+    def parameter_differences(
+        self, index: int, rounding: np.ndarray, layout: str, probes: int
+    ) -> tuple[oracles.Reference, np.ndarray | None]:
+        """∂E/∂θ^ℓ of the whole E by central differences, each entry alone ("full"), or
+        along random signed probes (then also returns the directions).
+
+        rounding bounds |E_computed - E| at the evaluated points; it covers the rounding
+        of z^(ℓ-1), computed once and shared by every perturbed copy.
+        """
+        stack = self.stack
+        below = stack.forward_from(0, self.z64, self.thetas64, stop=index)  # z^(ℓ-1)
+
+        def energy(variants: np.ndarray) -> np.ndarray:
+            thetas = self.thetas64[:index] + [variants] + self.thetas64[index + 1 :]
+            return np.sum(stack.energy_from(index, below, thetas, self.targets64), axis=-1)
+
+        theta = self.thetas64[index]
+        if layout == "probes":
+            # The probe oracle differentiates ⟨δ, f⟩; with f = E (one output) and δ = 1
+            # that is the directional derivative of E.
+            return oracles.probe_differences(
+                lambda _, variants: energy(variants)[..., None, None],
+                below,
+                theta,
+                np.ones((self.count, 1, 1)),
+                rounding[:, None, None],
+                probes=probes,
+            )
+        size = theta[0].size
+        reference = oracles.central_differences(
+            theta,
+            np.eye(size, dtype=bool).reshape((size,) + theta.shape[1:]),
+            lambda variants: energy(variants)[..., None, None],
+            rounding[:, None, None],
+            outputs_per_variant=self.evaluation_size(index),
+            method="full",
+        )
+        return reference, None
+
+    def input_differences(self, rounding: np.ndarray) -> oracles.Reference:
+        """∂E/∂z⁰ by central differences, input i of every example at once: examples stay
+        independent through every layer, so example n's loss reads its own column."""
+        stack = self.stack
+        columns = np.eye(stack.widths[0], dtype=bool)[:, None, :].repeat(stack.batch, axis=1)
+        return oracles.central_differences(
+            self.z64,
+            columns,
+            lambda variants: stack.energy_from(0, variants, self.thetas64, self.targets64)[
+                ..., None
+            ],
+            rounding[..., None],
+            outputs_per_variant=self.evaluation_size(0),
+            method="columns",
+        )
+
+    def evaluation_size(self, start: int) -> int:
+        """About how many values one forward from layer start+1 up holds, for chunking."""
+        sizes = [self.stack.batch * theta[0].size for theta in self.thetas64[start:]]
+        return self.count * max(sizes)
+
+    # -- verdicts --------------------------------------------------------------------------------
+
+    def result(self, k: int, invalid: str | None = None) -> NetworkResult:
+        seconds = {stage: elapsed / self.count for stage, elapsed in self.clock.seconds.items()}
+        seconds["total"] = sum(seconds.values())
+        layers = [
+            layer_result(self.stack, index, self.chain[index][k], self.own[index][k])
+            for index in range(self.depth)
+        ]
+        return network_result(
+            self.stack, seconds, invalid or self.invalid[k], self.non_differentiable[k],
+            tuple(self.loss_comparisons[k]), layers,
+        )  # fmt: skip
+
+
+def _named(hand: HandWritten) -> list[tuple[str, np.ndarray]]:
+    """The hand-written pass's arrays in the order the recursion computes them (so that the
+    first non-finite one is where an overflow starts), named in the seed's notation."""
+    depth = len(hand.gradients)
+    named = [(f"δ^{depth}", hand.deltas[depth].value)]
+    for index in range(depth, 0, -1):
+        named += [
+            (f"B^{index}", hand.unit_jacobians[index - 1].value),
+            (f"∂f^{index}/∂z", hand.input_jacobians[index - 1].value),
+            (f"A^{index}", hand.gradients[index - 1].value),
+            (f"δ^{index - 1}", hand.deltas[index - 1].value),
+        ]
+    return named
