@@ -449,7 +449,3 @@ def example_jacobians(
     )
     return unit_jacobian, input_jacobian
 
-
-# TEMPORARY aliases while the catalogue split lands (removed in the same session).
-_richardson = richardson
-_energy_rounding = energy_rounding
