@@ -1,6 +1,20 @@
 """gradcheck: prove hand-written neural-network gradients right, or shrink the proof that
 they are wrong to a case small enough to read.
 
+The package, bottom to top (each layer imports only those below it; each subpackage's
+docstring says what lives there and what it may import):
+
+- `errors`: the exception classes; imports nothing of the package.
+- `core/`: the error model (Tracked and its rules), the compact product, comparisons and
+  result types; no hypothesis, no pytest, no I/O.
+- `diagnosis/`: the diagnosis classes and the evidence for both engines.
+- `report/`: report.json (the source of truth), Markdown, HTML with figures.
+- `catalogue/`: activations, layer types, losses, networks and the catalogue's checker.
+- `user/`: check_backward and friends, the engine that checks a user's own layer.
+- entry points: `strategies/` (public hypothesis strategies), `campaign` and `cli/` (the
+  gradcheck command; `__main__` for python -m), `pytest_plugin` (the pytest11 plugin),
+  `profiles` (hypothesis settings profiles).
+
 Importing this package is cheap: numpy, autograd and hypothesis load only when a name
 that needs them is first used (the pytest plugin imports gradcheck in every test run of
 every project that installs it).

@@ -5,8 +5,12 @@ Each cell runs as one hypothesis search over `strategies.case_stacks` of that ce
 mismatch is shrunk to its smallest case and saved in the example database (under a key
 of its own per cell) to be replayed first next time. Cells run in this process or, with
 workers > 1, in a process pool of the standard library; the parent collects each cell's
-statistics and failures into the report as they finish. This module does no printing and
-no file I/O of its own: `gradcheck.cli` drives it and writes the report.
+statistics and failures into the report as they finish. `cost_points` times compact
+against dense for the report's cost plot.
+
+This module does no printing and no file I/O of its own: `gradcheck.cli` drives it and
+writes the report. Importing it loads numpy, autograd and hypothesis, so the command
+imports it only when a run starts.
 """
 
 from __future__ import annotations
@@ -21,16 +25,24 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as seeded
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+
+from gradcheck import strategies
+from gradcheck.catalogue import layers as catalogue_layers
+from gradcheck.catalogue.activations import ACTIVATIONS, resolve_activation
+from gradcheck.catalogue.checker import Case, CheckResult, Verdict, check_many
+from gradcheck.catalogue.losses import LOSSES
+from gradcheck.catalogue.network_checker import check_networks
+from gradcheck.catalogue.reproduce import reproduction
+from gradcheck.core import compact
 from gradcheck.core.results import Outcome
-from gradcheck.errors import GradcheckError
-
-if TYPE_CHECKING:
-    from hypothesis.database import ExampleDatabase
-
-    from gradcheck.catalogue.checker import Case, CheckResult
-    from gradcheck.report import Cell, Failure
+from gradcheck.errors import GradcheckError, GradientMismatch
+from gradcheck.report import Cell, CostPoint, Failure
 
 #: Cases checked together in one hypothesis example (and one vectorised pass).
 STACK_SIZE = 25
@@ -61,13 +73,11 @@ def cells(
     (identity) per dtype, and networks (layer type "network") one cell per loss and dtype,
     each of random stacks of layer types and activations. Unknown names raise
     UnknownNameError."""
-    from gradcheck.catalogue.activations import ACTIVATIONS, resolve_activation
-    from gradcheck.catalogue.layers import LAYER_TYPES, resolve_layer_type
-    from gradcheck.catalogue.losses import LOSSES
-
-    names = list(layer_types or [*LAYER_TYPES, NETWORK])
+    # The catalogue is read through its module when a campaign starts, not bound at import,
+    # so that a catalogue patched in place (as the tests do to plant a bug) is what runs.
+    names = list(layer_types or [*catalogue_layers.LAYER_TYPES, NETWORK])
     networks = NETWORK in names
-    layers = [resolve_layer_type(name) for name in names if name != NETWORK]
+    layers = [catalogue_layers.resolve_layer_type(name) for name in names if name != NETWORK]
     chosen = [resolve_activation(name).name for name in (activations or list(ACTIVATIONS))]
     for dtype in dtypes:
         if not isinstance(dtype, str) or dtype not in ("float32", "float64"):
@@ -118,33 +128,32 @@ class CellOutcome:
     seconds: float
 
 
+class _PrefixedDatabase(ExampleDatabase):
+    """An example database whose every key starts with a tag (the cell's)."""
+
+    def __init__(self, inner: ExampleDatabase, tag: bytes) -> None:
+        super().__init__()
+        self.inner, self.tag = inner, tag
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.inner.save(self.tag + key, value)
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        return self.inner.fetch(self.tag + key)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        self.inner.delete(self.tag + key, value)
+
+    def move(self, source: bytes, destination: bytes, value: bytes) -> None:
+        self.inner.move(self.tag + source, self.tag + destination, value)
+
+
 def _prefixed_database(path: str | None, prefix: str) -> ExampleDatabase | None:
     """The example database, with every key prefixed by the cell, so that each cell's
     counterexamples replay in that cell only."""
-    from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
-
     if path is None:
         return None
-    tag = prefix.encode()
-
-    class Prefixed(ExampleDatabase):
-        def __init__(self, inner: ExampleDatabase) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def save(self, key: bytes, value: bytes) -> None:
-            self.inner.save(tag + key, value)
-
-        def fetch(self, key: bytes) -> Iterable[bytes]:
-            return self.inner.fetch(tag + key)
-
-        def delete(self, key: bytes, value: bytes) -> None:
-            self.inner.delete(tag + key, value)
-
-        def move(self, source: bytes, destination: bytes, value: bytes) -> None:
-            self.inner.move(tag + source, tag + destination, value)
-
-    return Prefixed(DirectoryBasedExampleDatabase(path))
+    return _PrefixedDatabase(DirectoryBasedExampleDatabase(path), prefix.encode())
 
 
 def _stack_size(examples: int) -> int:
@@ -158,9 +167,6 @@ def _searching(
 ) -> Callable[[Any], Any]:
     """The settings of a cell's search: enough stacks of `size` for `examples`, the
     cell's own seed and database keys, no deadline (timing is the machine's)."""
-    from hypothesis import HealthCheck, settings
-    from hypothesis import seed as seeded
-
     configured = settings(
         max_examples=math.ceil(examples / size),
         database=_prefixed_database(database, f"gradcheck-run {spec.key}:"),
@@ -184,21 +190,10 @@ def run_cell(spec: CellSpec, *, examples: int, seed: int, database: str | None) 
     with its shrunk case and reproduction; invalid input, which the generators should
     never produce, is kept as it first appears.
     """
-    import numpy as np
-    from hypothesis import given
-
-    from gradcheck import strategies
-    from gradcheck.catalogue.activations import ACTIVATIONS
-    from gradcheck.catalogue.checker import Verdict, check_many
-    from gradcheck.catalogue.layers import LAYER_TYPES
-    from gradcheck.catalogue.reproduce import reproduction
-    from gradcheck.errors import GradientMismatch
-    from gradcheck.report import Cell, Failure
-
     if spec.layer_type == NETWORK:
         return run_network_cell(spec, examples=examples, seed=seed, database=database)
     started = time.perf_counter()
-    layer = LAYER_TYPES[spec.layer_type]
+    layer = catalogue_layers.LAYER_TYPES[spec.layer_type]
     activation = ACTIVATIONS[spec.activation]
     # A layer that cannot move its pre-activations off a kink (cosine, layer norm) is drawn
     # where values fall, and a case on a kink gets the subgradient check instead.
@@ -281,15 +276,6 @@ def run_network_cell(
 ) -> CellOutcome:
     """Like run_cell, for random networks (depth 1 to 4, any unit-partitioned layer types
     and activations) ending in the cell's loss."""
-    import numpy as np
-    from hypothesis import given
-
-    from gradcheck import strategies
-    from gradcheck.catalogue.checker import Verdict
-    from gradcheck.catalogue.network_checker import check_networks
-    from gradcheck.errors import GradientMismatch
-    from gradcheck.report import Cell, Failure
-
     started = time.perf_counter()
     cell = Cell(layer_type=NETWORK, activation=spec.activation, dtype=spec.dtype)
     failures: list[Failure] = []
@@ -407,6 +393,44 @@ def _interrupts_remembered() -> Iterator[Callable[[], None]]:
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# ---- the cost plot ---------------------------------------------------------------------------
+
+
+def cost_points() -> list[CostPoint]:
+    """Compact A = δ ⊙ B against the explicit block-diagonal product at a few sizes, for
+    the report's cost plot (best of three timings; bytes of the arrays each forms)."""
+    rng = np.random.default_rng(0)
+    points = []
+    batch = 4
+    for units in (4, 16, 64, 128):
+        parameters = units + 1
+        delta = rng.normal(size=(batch, units))
+        unit_jacobian = rng.normal(size=(batch, units, parameters))
+        timings = {}
+        for name, budget in (("compact", None), ("dense", 1 << 40)):
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                if budget is None:
+                    compact.compact_gradient(delta, unit_jacobian)
+                else:
+                    compact.dense_gradient(delta, unit_jacobian, budget=budget)
+                best = min(best, time.perf_counter() - start)
+            timings[name] = best
+        points.append(
+            CostPoint(
+                units=units,
+                parameters_per_unit=parameters,
+                batch=batch,
+                compact_seconds=timings["compact"],
+                dense_seconds=timings["dense"],
+                compact_bytes=unit_jacobian.nbytes,
+                dense_bytes=unit_jacobian.nbytes * units,
+            )
+        )
+    return points
 
 
 def default_database() -> str:

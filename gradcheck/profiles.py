@@ -21,6 +21,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 def register() -> None:
     """Register the gradcheck-* profiles with hypothesis (idempotent)."""
+    # lazy: the pytest plugin imports this module, and hypothesis loads only when a check
+    # needs a profile.
     from hypothesis import HealthCheck, settings
 
     for name, options in PROFILES.items():

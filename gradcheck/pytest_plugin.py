@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from gradcheck import profiles
+
 if TYPE_CHECKING:
     from gradcheck.user.summary import LayerCheck
 
@@ -81,11 +83,9 @@ def _positive(value: Any, where: str) -> int | None:
 
 
 def _known_profile(name: str) -> None:
-    from gradcheck.profiles import PROFILES  # cheap: a dict of settings
-
-    if name not in PROFILES:
+    if name not in profiles.PROFILES:
         raise pytest.UsageError(
-            f"unknown gradcheck profile {name!r}; choose one of: {', '.join(PROFILES)}"
+            f"unknown gradcheck profile {name!r}; choose one of: {', '.join(profiles.PROFILES)}"
         )
 
 
@@ -167,6 +167,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _checks(state: _State) -> list[LayerCheck]:
+    # lazy: user.summary loads the report package; only a session whose tests ran checks
+    # needs it, and the plugin loads in every test run of every project that installs it.
     from gradcheck.user.summary import LayerCheck
 
     records = sorted(state.records, key=lambda r: (r.get("test") or "", r.get("index", 0)))
@@ -174,6 +176,8 @@ def _checks(state: _State) -> list[LayerCheck]:
 
 
 def _write_report(state: _State, exitstatus: int) -> Path:
+    # lazy: the report package loads only for --gradcheck-report; loading the plugin stays
+    # cheap.
     from gradcheck.report import Report, environment, write_report
 
     cells: dict[tuple[str, str, str], Any] = {}
@@ -219,20 +223,21 @@ class GradcheckFixture:
 
     @property
     def ObjectLayer(self) -> Any:  # noqa: N802 - the class, as gradcheck.ObjectLayer
+        # lazy: adapters load numpy; only a test that asks for the class needs it.
         from gradcheck.user.adapters import ObjectLayer
 
         return ObjectLayer
 
     def _run(self, check: str, *args: Any, **options: Any) -> LayerCheck:
         __tracebackhide__ = True  # pytest: show the test's frames, not gradcheck's
+        # lazy: the user engine loads numpy, autograd and hypothesis when a test runs a
+        # check, not when pytest loads the plugin.
         from gradcheck.user import api as user
 
         merged = {**self._defaults, **options}
         profile = merged.pop("profile", None)
         if profile is not None and merged.get("settings") is None:
-            from hypothesis import settings
-
-            from gradcheck import profiles
+            from hypothesis import settings  # lazy, as the user engine above
 
             _known_profile(profile)
             profiles.register()

@@ -40,6 +40,7 @@ from gradcheck.core import compact
 from gradcheck.core.oracles import reverse_mode, step_sizes
 from gradcheck.core.tolerance import recording, track
 from gradcheck.errors import UnknownNameError
+from gradcheck.strategies import network_cases
 
 SCALE = int(os.environ.get("GRADCHECK_NETWORK_EXAMPLES", "1"))
 STACKS, SINGLES = 60 * SCALE, 200 * SCALE
@@ -424,8 +425,9 @@ def test_a_layer_drawn_onto_a_kink_is_moved_clear_with_the_reach_from_below():
     # about 22 steps relative to its size; layer 2 (relu) θ = [1, -2] puts its
     # pre-activation exactly on the kink. Clearing it by the reach of its own θ alone
     # (8 steps) would leave it inside what the differences touch.
-    plan = gst._NetworkPlan.of(1, 2, 1, 1, 1, 1, ["dense"], ["identity", "relu"], None,
-                               ("float64",))  # fmt: skip
+    plan = network_cases._NetworkPlan.of(
+        1, 2, 1, 1, 1, 1, ["dense"], ["identity", "relu"], None, ("float64",)
+    )
     head = bytes(5 + 2)  # squared error, float64, N = I = 1, scale 1; z⁰ = 1, target 1
     cancelling = bytes([0, 0, 0, 0, 0, 30, 23])  # dense, identity, J = 1; θ = [8, -6]
     on_the_kink = bytes([0, 1, 0, 0, 0, 0, 3])  # dense, relu, J = 1; θ = [1, -2]

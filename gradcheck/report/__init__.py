@@ -5,6 +5,14 @@ kept whole and `CostPoint`s of compact against dense; `write_report`/`read_repor
 `ReportWriter` keep it on disk atomically; `merge` joins the reports of shards;
 `render_markdown` and `render_html` render it.
 
+What lives here: `model` (the report's dataclasses), `failure` (a failure kept whole),
+`_values` (the report's vocabulary and plain-value rules), `io` (files, the schema, the
+environment), `shards` (merging), `markdown`, `html` and `figures` (rendering).
+
+It may import errors, core (the result types), diagnosis (its data) and the package's
+`__version__`; nothing of catalogue, user, strategies, campaign or cli, so that both
+engines and the entry points can hand it their results.
+
 Importing this package is cheap: it loads neither numpy, jinja2 nor matplotlib. The HTML
 renderer imports jinja2 and matplotlib when called (``pip install 'gradcheck[report]'``).
 """

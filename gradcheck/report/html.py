@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from gradcheck.errors import GradcheckError
+from gradcheck.report import figures
 from gradcheck.report.markdown import number
 from gradcheck.report.model import ORACLES, VERDICTS, Cell, Failure, Report
 
@@ -28,7 +29,7 @@ MAX_SHOWN_ENTRIES = 400
 def _require() -> Any:
     """jinja2 (and a check that matplotlib is there), or a GradcheckError saying what to
     install instead of an ImportError traceback."""
-    try:
+    try:  # lazy: optional (gradcheck[report]) and heavy; importing gradcheck.report stays cheap
         import jinja2
         import matplotlib  # noqa: F401
     except ImportError as error:
@@ -110,8 +111,6 @@ def _plain_value(value: Any) -> str:
 
 
 def _view(report: Report) -> dict[str, Any]:
-    from gradcheck.report import figures
-
     summary = report.summary
     failures = [_failure_view(i, f) for i, f in enumerate(report.failures, start=1)]
     first_failure: dict[tuple[str, str, str], str] = {}

@@ -1,0 +1,147 @@
+"""`gradcheck run`: the catalogue's cells checked on generated cases, as a report.
+
+The campaign (`gradcheck.campaign`) runs the cells and measures compact against dense for
+the cost plot; this module shows progress, writes report.json as cells finish (an
+interrupted run leaves a valid report of what finished), and renders the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from gradcheck import campaign
+from gradcheck.cli.exits import INTERRUPTED, MISMATCH, NOTHING_CHECKED, OK
+from gradcheck.cli.output import render
+from gradcheck.report import Report, ReportWriter, environment
+
+
+class _Progress:
+    """A progress bar on a terminal (with rich), plain lines otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.bar: Any = None
+        if sys.stdout.isatty():
+            try:  # lazy: rich is optional (gradcheck[progress]) and only a terminal shows a bar
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TimeRemainingColumn,
+                )
+            except ImportError:
+                pass
+            else:
+                self.bar = Progress(
+                    "[progress.description]{task.description}",
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeRemainingColumn(),
+                    transient=False,
+                )
+                self.bar.start()
+                self.task = self.bar.add_task("checking", total=total)
+
+    def advance(self, key: str, line: str, problem: str | None) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=key)
+            if problem:
+                self.bar.console.print(f"[red]{key}[/red]: {problem}")
+            return
+        width = len(str(self.total))
+        print(f"[{self.done:>{width}}/{self.total}] {key}: {line}", flush=True)
+        if problem:
+            print(f"    {problem}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def command_run(arguments: argparse.Namespace) -> int:
+    """`gradcheck run`: every cell of the catalogue the filters select, into a report."""
+    specs = campaign.cells(
+        layer_types=arguments.layer_types,
+        activations=arguments.activations,
+        dtypes=arguments.dtypes,
+    )
+    if arguments.shard:
+        k, n = campaign.parse_shard(arguments.shard)
+        specs = campaign.shard(specs, k, n)
+    if not specs:
+        print("gradcheck: nothing to check: the filters select no cell", file=sys.stderr)
+        return NOTHING_CHECKED
+    seed = arguments.seed if arguments.seed is not None else random.SystemRandom().randrange(2**31)
+    out: Path = arguments.out
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(
+        environment=environment(),
+        settings={
+            "command": shlex.join(["gradcheck", *sys.argv[1:]]) if sys.argv else "gradcheck run",
+            "seed": seed,
+            "examples_per_cell": arguments.examples,
+            "layer_types": sorted({spec.layer_type for spec in specs}),
+            "activations": sorted({spec.activation for spec in specs}),
+            "dtypes": list(arguments.dtypes),
+            "oracles": ["dense", "autograd", "finite-differences"],
+            "shard": arguments.shard,
+            "workers": arguments.workers,
+            "target": None,
+        },
+    )
+    print(
+        f"gradcheck run: {len(specs)} cells × {arguments.examples} cases, seed {seed}, "
+        f"{arguments.workers} worker(s); writing {out / 'report.json'}",
+        flush=True,
+    )
+    progress = _Progress(len(specs))
+    problems = 0
+    started = time.perf_counter()
+    writer = ReportWriter(out / "report.json", report)
+
+    def on_outcome(spec: campaign.CellSpec, outcome: campaign.CellOutcome) -> None:
+        nonlocal problems
+        writer.add(outcome.cell)
+        for failure in outcome.failures:
+            writer.add(failure)
+        problems += len(outcome.failures)
+        counts = ", ".join(f"{n} {v}" for v, n in outcome.cell.verdicts.items() if n)
+        first = outcome.failures[0].message if outcome.failures else None
+        progress.advance(spec.key, f"{counts} ({outcome.seconds:.1f} s)", first)
+
+    try:
+        campaign.run_cells(
+            specs,
+            examples=arguments.examples,
+            seed=seed,
+            workers=arguments.workers,
+            database=arguments.database or campaign.default_database(),
+            on_outcome=on_outcome,
+        )
+    except KeyboardInterrupt:
+        progress.close()
+        writer.close("interrupted")
+        print(
+            f"\ninterrupted: {out / 'report.json'} holds the {progress.done} cells that finished",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    progress.close()
+    for point in campaign.cost_points():
+        writer.add(point)
+    writer.close("complete")
+    render(writer.report, out, html=not arguments.no_html)
+    summary = writer.report.summary
+    totals = ", ".join(f"{n} {v}" for v, n in summary.verdicts.items() if n)
+    print(
+        f"{summary.examples} cases in {summary.cells} cells: {totals} "
+        f"({time.perf_counter() - started:.0f} s). Report: {out / 'report.html'}"
+    )
+    return MISMATCH if problems else OK
