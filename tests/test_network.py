@@ -483,7 +483,7 @@ BAD_NETWORKS = [
     ("class out of range", _bad(BASE, loss="softmax_cross_entropy", targets=np.array([0, 1, 2])),
      "class indices must lie in [0, 2)"),
     ("targets misshapen", _bad(BASE, targets=np.zeros((3, 5))), "targets must have shape (N, J) = (3, 2)"),
-    ("integer z", _bad(BASE, z=np.ones((3, 3), dtype=int)), "z has dtype int"),
+    ("integer z", _bad(BASE, z=np.ones((3, 3), dtype=int)), "z has integer dtype int"),
 ]  # fmt: skip
 
 

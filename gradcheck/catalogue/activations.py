@@ -18,15 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 from typing import Any
 
 import autograd.numpy as anp
 import numpy as np
 from autograd.scipy.special import erf
 
+from gradcheck.catalogue.tables import resolve, table
 from gradcheck.core.tolerance import Tracked, record
-from gradcheck.errors import UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -133,14 +132,9 @@ def _gelu_tanh_inner(x: Any) -> Any:
     return anp.tanh(_GELU_TANH_SCALE * (x + _GELU_TANH_CUBIC * x * x * x))
 
 
-def _catalogue(*rows: Activation) -> Mapping[str, Activation]:
-    table = {row.name: row for row in rows}
-    assert len(table) == len(rows), "activation names must be unique"
-    return MappingProxyType(table)
-
-
 # fmt: off
-ACTIVATIONS: Mapping[str, Activation] = _catalogue(
+ACTIVATIONS: Mapping[str, Activation] = table(
+    "activation",
     #          name           φ(x)                                   φ'(x), given y = φ(x)
     Activation("identity",    lambda x: x,                           lambda x, y: _ones(x)),
     Activation("sigmoid",     _sigmoid,                              lambda x, y: y * (1.0 - y),
@@ -191,8 +185,4 @@ def resolve_activation(activation: str | Activation | None) -> Activation:
     """An Activation from a row name, an Activation, or None (identity)."""
     if activation is None:
         return ACTIVATIONS["identity"]
-    if isinstance(activation, Activation):
-        return activation
-    if isinstance(activation, str) and activation in ACTIVATIONS:
-        return ACTIVATIONS[activation]
-    raise UnknownNameError("activation", activation, sorted(ACTIVATIONS))
+    return resolve("activation", ACTIVATIONS, Activation, activation)

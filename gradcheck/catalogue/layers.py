@@ -28,7 +28,6 @@ rows share in `gradcheck.catalogue.affine`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 import autograd.numpy as anp
@@ -39,7 +38,7 @@ from gradcheck.catalogue.activations import ACTIVATIONS, Activation
 from gradcheck.catalogue.affine import affine, augmented, euclidean_norm
 from gradcheck.catalogue.kinks import bias_shift, leading_piece
 from gradcheck.catalogue.layer_type import LayerType
-from gradcheck.errors import UnknownNameError
+from gradcheck.catalogue.tables import resolve, table
 
 __all__ = ["LAYER_TYPES", "LayerType", "identity_if_unused", "resolve_layer_type"]
 
@@ -279,12 +278,6 @@ def _gated_input_jacobian(z: Any, theta: Any, phi: Activation) -> Any:
 # ---- the catalogue ------------------------------------------------------------------------------
 
 
-def _catalogue(*rows: LayerType) -> Mapping[str, LayerType]:
-    table = {row.name: row for row in rows}
-    assert len(table) == len(rows), "layer type names must be unique"
-    return MappingProxyType(table)
-
-
 def _plus_one(i: int) -> int:
     return i + 1
 
@@ -309,7 +302,8 @@ def _maxout_values(z: Any, theta: Any) -> Any:
     return _maxout_pieces(z, theta)[0]
 
 
-LAYER_TYPES: Mapping[str, LayerType] = _catalogue(
+LAYER_TYPES: Mapping[str, LayerType] = table(
+    "layer type",
     LayerType("dense", "f_j = φ(wʲ·z + b_j)",
               _dense_forward, _dense_unit_jacobian, _dense_input_jacobian, _plus_one,
               rank_one=_dense_rank_one, clear_of_kinks=bias_shift(affine, -1),
@@ -364,11 +358,7 @@ LAYER_TYPES: Mapping[str, LayerType] = _catalogue(
 
 def resolve_layer_type(layer_type: str | LayerType) -> LayerType:
     """A LayerType from a row name or a LayerType."""
-    if isinstance(layer_type, LayerType):
-        return layer_type
-    if isinstance(layer_type, str) and layer_type in LAYER_TYPES:
-        return LAYER_TYPES[layer_type]
-    raise UnknownNameError("layer type", layer_type, sorted(LAYER_TYPES))
+    return resolve("layer type", LAYER_TYPES, LayerType, layer_type)
 
 
 def identity_if_unused(layer_type: LayerType, activation: Activation) -> Activation:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import autograd.numpy as anp
 import numpy as np
 
+from gradcheck.catalogue.tables import resolve, table
 from gradcheck.core.tolerance import value_of
-from gradcheck.errors import UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -96,13 +95,8 @@ def _logistic_gradient(f: Any, y: Any) -> Any:
     return anp.exp(-anp.logaddexp(0.0, -f)) - y  # σ(f) - y, finite for every f
 
 
-def _catalogue(*rows: Loss) -> Mapping[str, Loss]:
-    table = {row.name: row for row in rows}
-    assert len(table) == len(rows), "loss names must be unique"
-    return MappingProxyType(table)
-
-
-LOSSES: Mapping[str, Loss] = _catalogue(
+LOSSES: Mapping[str, Loss] = table(
+    "loss",
     Loss("squared_error", "½ ‖f - y‖²", _squared_error, _squared_error_gradient, "values"),
     Loss("softmax_cross_entropy", "Σ_j y_j (log Σ_k exp f_k - f_j)",
          _softmax_cross_entropy, _softmax_cross_entropy_gradient, "classes"),
@@ -112,8 +106,4 @@ LOSSES: Mapping[str, Loss] = _catalogue(
 
 def resolve_loss(loss: str | Loss) -> Loss:
     """A Loss from a row name or a Loss."""
-    if isinstance(loss, Loss):
-        return loss
-    if isinstance(loss, str) and loss in LOSSES:
-        return LOSSES[loss]
-    raise UnknownNameError("loss", loss, sorted(LOSSES))
+    return resolve("loss", LOSSES, Loss, loss)

@@ -30,10 +30,9 @@ from gradcheck.catalogue.activations import Activation, resolve_activation
 from gradcheck.catalogue.layers import LayerType, identity_if_unused, resolve_layer_type
 from gradcheck.catalogue.losses import Loss, resolve_loss
 from gradcheck.core import compact, tolerance
+from gradcheck.core.comparison import CaseError, as_array
 from gradcheck.core.tolerance import Tracked, track
 from gradcheck.errors import GradcheckError
-
-_SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _source(value: Any) -> str:
@@ -100,24 +99,9 @@ class InvalidNetworkError(GradcheckError):
 
 def _float_array(name: str, value: ArrayLike, ndim: int) -> np.ndarray:
     try:
-        array = np.asarray(value)
-    except Exception as error:  # ragged lists, objects numpy cannot convert
-        raise InvalidNetworkError(f"{name} is not an array: {error}") from None
-    if array.dtype not in _SUPPORTED_DTYPES:
-        raise InvalidNetworkError(
-            f"{name} has dtype {array.dtype}; only float32 and float64 are supported"
-        )
-    if array.ndim != ndim:
-        raise InvalidNetworkError(f"{name} must be {ndim}-dimensional, got shape {array.shape}")
-    if 0 in array.shape:
-        raise InvalidNetworkError(f"{name} has a zero-sized dimension (shape {array.shape})")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InvalidNetworkError(
-            f"{name} contains {array[index]} at index {index}; values must be finite"
-        )
-    return array
+        return as_array(name, value, ndim)
+    except CaseError as problem:
+        raise InvalidNetworkError(str(problem)) from None
 
 
 def _targets(

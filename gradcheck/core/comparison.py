@@ -30,7 +30,9 @@ class CaseError(Exception):
     """Internal: the case cannot be checked; the message says why."""
 
 
-def as_array(name: str, value: ArrayLike) -> np.ndarray:
+def as_array(name: str, value: ArrayLike, ndim: int = 2) -> np.ndarray:
+    """value as a float32 or float64 array of `ndim` dimensions, none of them empty, every
+    entry finite; else a CaseError that names `name` and says what it accepts."""
     try:
         array = np.asarray(value)
     except Exception as error:  # ragged lists, objects numpy cannot convert
@@ -47,8 +49,8 @@ def as_array(name: str, value: ArrayLike) -> np.ndarray:
         )
     if array.dtype not in SUPPORTED_DTYPES:
         raise CaseError(f"{name} has dtype {array.dtype}; only float32 and float64 are supported")
-    if array.ndim != 2:
-        raise CaseError(f"{name} must be 2-dimensional, got shape {array.shape}")
+    if array.ndim != ndim:
+        raise CaseError(f"{name} must be {ndim}-dimensional, got shape {array.shape}")
     if 0 in array.shape:
         raise CaseError(f"{name} has a zero-sized dimension (shape {array.shape})")
     bad = ~np.isfinite(array)
