@@ -330,6 +330,12 @@ def structure(
 ) -> tuple[str, int | None]:
     """How a parameter's entries reach the output units, from the Jacobian (*out, entries).
 
+    The catalogue measures the same property two other ways, each fit to what it knows:
+    autograd's off-diagonal blocks (its rows are written in autograd.numpy) and, for large
+    layers, a half of the units moved bit for bit (its rows are known to be the same code
+    per unit). A user's forward is a black box that may not run under autograd, so here
+    the structure is read off the finite-difference Jacobian the check computes anyway.
+
     Output unit j is out[..., j]. The parameter is unit-partitioned along axis a when
     every entry with index k along a moves only outputs of unit k: ∂f_(..., j)/∂θ = 0 off
     slice j, which makes ∂f/∂θ block-diagonal and A = δ ⊙ B its gradient. "Moves" means
