@@ -4,6 +4,8 @@ that is needed to find kinks, ties and singularities."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -401,3 +403,18 @@ def test_summation_bound_from_an_outer_products_factors_covers_the_plain_one(dty
     # other. (4u alone failed on float64 once BLAS summed in another order.)
     rtol = 3 * tolerance.unit_roundoff(dtype) + 2 * tolerance.gamma(3 + 2, np.float64)
     assert np.allclose(factored, plain, rtol=rtol, atol=0)
+
+
+def test_loading_the_error_model_does_not_import_scipy():
+    code = "import sys, gradcheck.core.tolerance; print('scipy.special' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "False"
+
+
+def test_scipy_erf_on_a_tracked_array_follows_its_rule():
+    x = track(np.array([0.5, -1.0, 2.0]), radius=1e-6)
+    result = scipy.special.erf(x)
+    assert isinstance(result, Tracked)
+    slope = 2.0 / np.sqrt(np.pi) * np.exp(-x.value**2)
+    # |erf'(x)| e_x plus the function's own ulps: at least the propagated part, and finite.
+    assert np.all(result.error >= slope * 1e-6) and np.all(np.isfinite(result.error))

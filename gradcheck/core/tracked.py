@@ -1,7 +1,7 @@
 """`Tracked`: an array value with a first-order bound on its absolute error.
 
 numpy calls on a Tracked array go through its two protocols: ufuncs to the rows of
-`gradcheck.core.ufunc_rules.UFUNC_RULES`, array functions to `FUNCTION_RULES`, which
+`gradcheck.core.ufunc_rules` (`rule_of`), array functions to `FUNCTION_RULES`, which
 `gradcheck.core.array_rules` fills when it is imported. Import Tracked and `track` from
 `gradcheck.core.tolerance`, which loads both tables.
 """
@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from gradcheck.core.events import record
 from gradcheck.core.expansions import Bounds, distinct
 from gradcheck.core.rounding import CORRECTLY_ROUNDED_ULPS, abs64, ulps_error, unit_roundoff
-from gradcheck.core.ufunc_rules import NAN_FREE_RULES, UFUNC_RULES
+from gradcheck.core.ufunc_rules import NAN_FREE_RULES, rule_of
 
 Order = Literal["K", "A", "C", "F"]
 
@@ -236,7 +236,7 @@ class Tracked(NDArrayOperatorsMixin):
             result = ufunc(*values, **kwargs)
             if result.dtype == np.bool_ or not np.issubdtype(result.dtype, np.inexact):
                 return result  # comparisons and predicates carry no rounding error
-            rule = UFUNC_RULES.get(ufunc)
+            rule = rule_of(ufunc)
             if rule is None:
                 return NotImplemented
             errors = [operand_error(x, result.dtype) for x in inputs]
