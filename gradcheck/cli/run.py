@@ -65,30 +65,53 @@ class _Progress:
             self.bar.stop()
 
 
+#: The seed of a sharded run without --seed: every shard must use the same one.
+SHARD_SEED = 0
+
+
+def campaign_command(arguments: argparse.Namespace, seed: int) -> str:
+    """The command that reruns the campaign: the options that decide what is checked,
+    without those that only decide where and how (--shard, --out, --workers,
+    --database, --no-html), so that the shards of one campaign record the same command."""
+    words = ["gradcheck", "run", "--examples", str(arguments.examples), "--seed", str(seed)]
+    if arguments.layer_types:
+        words += ["--layer-types", ",".join(arguments.layer_types)]
+    if arguments.activations:
+        words += ["--activations", ",".join(arguments.activations)]
+    words += ["--dtypes", ",".join(arguments.dtypes)]
+    return shlex.join(words)
+
+
 def command_run(arguments: argparse.Namespace) -> int:
     """`gradcheck run`: every cell of the catalogue the filters select, into a report."""
-    specs = campaign.cells(
+    whole = campaign.cells(
         layer_types=arguments.layer_types,
         activations=arguments.activations,
         dtypes=arguments.dtypes,
     )
+    specs = whole
     if arguments.shard:
         k, n = campaign.parse_shard(arguments.shard)
-        specs = campaign.shard(specs, k, n)
+        specs = campaign.shard(whole, k, n)
     if not specs:
         print("gradcheck: nothing to check: the filters select no cell", file=sys.stderr)
         return NOTHING_CHECKED
-    seed = arguments.seed if arguments.seed is not None else random.SystemRandom().randrange(2**31)
+    seed = arguments.seed
+    if seed is None:
+        # The shards of one campaign must share its seed to merge; without --seed they
+        # share SHARD_SEED, a whole run draws a fresh one (recorded in the report).
+        seed = SHARD_SEED if arguments.shard else random.SystemRandom().randrange(2**31)
     out: Path = arguments.out
     out.mkdir(parents=True, exist_ok=True)
     report = Report(
         environment=environment(),
         settings={
-            "command": shlex.join(["gradcheck", *sys.argv[1:]]) if sys.argv else "gradcheck run",
+            "command": campaign_command(arguments, seed),
             "seed": seed,
             "examples_per_cell": arguments.examples,
-            "layer_types": sorted({spec.layer_type for spec in specs}),
-            "activations": sorted({spec.activation for spec in specs}),
+            # The whole campaign's, not the shard's: the shards of one campaign agree.
+            "layer_types": sorted({spec.layer_type for spec in whole}),
+            "activations": sorted({spec.activation for spec in whole}),
             "dtypes": list(arguments.dtypes),
             "oracles": ["dense", "autograd", "finite-differences"],
             "shard": arguments.shard,

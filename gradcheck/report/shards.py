@@ -15,6 +15,9 @@ from gradcheck.errors import GradcheckError
 from gradcheck.report._values import SCHEMA_VERSION, shard_parts
 from gradcheck.report.model import Cell, CostPoint, Failure, Report
 
+#: Settings that may differ between the shards of one campaign: where and how each ran.
+_PER_SHARD = frozenset({"shard", "workers"})
+
 _Item = TypeVar("_Item", Cell, Failure, CostPoint)
 
 
@@ -74,9 +77,10 @@ def merge(reports: Iterable[Report]) -> Report:
     Cells with the same key are combined (counts and seconds summed, worst ratios and
     errors maxed, histograms added); failures and cost points are joined. Refused with
     GradcheckError: reports of another schema version, reports whose settings differ in
-    anything but the shard, and shards that overlap (a case would count twice). The status
-    is "interrupted" if any shard was, else "running" if any still is, else "complete";
-    created is the earliest; settings.shard is None once every shard is present.
+    anything but the shard and the workers (the merged report keeps the most workers),
+    and shards that overlap (a case would count twice). The status is "interrupted" if
+    any shard was, else "running" if any still is, else "complete"; created is the
+    earliest; settings.shard is None once every shard is present.
     """
     reports = list(reports)
     if not reports:
@@ -87,18 +91,21 @@ def merge(reports: Iterable[Report]) -> Report:
             f"cannot merge reports of schema versions {versions}: this gradcheck merges "
             f"version {SCHEMA_VERSION}"
         )
-    first = {k: v for k, v in reports[0].settings.items() if k != "shard"}
+    first = {k: v for k, v in reports[0].settings.items() if k not in _PER_SHARD}
     for report in reports[1:]:
-        other = {k: v for k, v in report.settings.items() if k != "shard"}
+        other = {k: v for k, v in report.settings.items() if k not in _PER_SHARD}
         if other != first:
             differing = sorted(
                 k for k in first.keys() | other.keys() if first.get(k) != other.get(k)
             )
             raise GradcheckError(
                 "cannot merge reports of different campaigns: their settings differ in "
-                f"{', '.join(differing)} (only the shard may differ)"
+                f"{', '.join(differing)} (only the shard and the workers may differ)"
             )
     settings = dict(reports[0].settings)
+    workers = [w for r in reports if isinstance(w := r.settings.get("workers"), int)]
+    if len(workers) == len(reports):
+        settings["workers"] = max(workers)
     if len(reports) > 1:
         settings["shard"] = _merged_shard([r.settings.get("shard") for r in reports])
     cells: dict[tuple[str, str, str], Cell] = {}
