@@ -93,16 +93,31 @@ def rank_one_reference(
     layer: LayerType, phi: Activation, z: np.ndarray, theta: np.ndarray, delta: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The seed's (δ ⊙ u) vᵀ for a layer with B_n = u_n v_nᵀ, and the bound on its
-    difference from A: both sum the same N products, plus the two roundings of forming
-    δ ⊙ u and each product, so twice γ_(N+2) Σ_n |δ_n u_n| |v_n| (plus what underflow may
-    lose) covers it. Stacked or not, as z, θ and δ are."""
+    difference from A. Stacked or not, as z, θ and δ are.
+
+    Both sum the same N products; A rounds B = fl(u v) and then fl(δ B), the outer
+    product fl(δ u) and then fl(fl(δ u) v). In Higham's model fl(a b) = a b (1 + ε) + η'
+    (|ε| <= u, |η'| <= η/2, η the smallest subnormal) each path is within
+    γ₂ |δ u v| of δ u v, plus the underflow of its first product carried by its second
+    factor and that of its second: |δ| (1 + u) η/2 + η/2 for A, |v| (1 + u) η/2 + η/2 for
+    the outer product. With the two sums, the difference is at most
+
+        2 γ_(N+2) Σ_n |δ_nj u_nj| |v_np|  +  η Σ_n ((1 + u)(|δ_nj| + |v_np|)/2 + 1).
+
+    (A subnormal B, as sigmoid'(-93) in float32, is where the second term matters: an η
+    lost in u v comes back multiplied by |δ|.)
+    """
     assert layer.rank_one is not None
     u, v = layer.rank_one(z, theta, phi)
     outer = compact.rank_one_gradient(delta, u, v)
     weighted = np.abs(delta * u).astype(np.float64)
     magnitude = np.swapaxes(weighted, -1, -2) @ np.abs(v)  # Σ_n |δ_nj u_nj| |v_np|
-    operations = delta.shape[-2] + 2
-    bound = 2.0 * (
-        tolerance.gamma(operations, z.dtype) * magnitude + tolerance.underflow(operations, z.dtype)
-    )
+    count = delta.shape[-2]
+    by_unit = np.asarray(np.sum(np.abs(delta), axis=-2, dtype=np.float64))  # Σ_n |δ_nj|
+    by_parameter = np.asarray(np.sum(np.abs(v), axis=-2, dtype=np.float64))  # Σ_n |v_np|
+    carried = by_unit[..., :, None] + by_parameter[..., None, :]  # (..., J, P)
+    unit = tolerance.unit_roundoff(z.dtype)
+    eta = float(np.finfo(z.dtype).smallest_subnormal)
+    bound = 2.0 * tolerance.gamma(count + 2, z.dtype) * magnitude
+    bound += eta * ((1.0 + unit) / 2.0 * carried + count)
     return outer, bound

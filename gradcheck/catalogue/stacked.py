@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from gradcheck.core.comparison import (
     Clock,
     compare,
 )
+from gradcheck.core.differences import second_look
 from gradcheck.core.results import CaseSummary, CheckResult, Comparison, Verdict
 from gradcheck.diagnosis import catalogue as explain
 from gradcheck.diagnosis.classes import Diagnosis
@@ -302,7 +304,14 @@ class Batch:
         layout: str,
         probes: int,
     ) -> None:
+        """A and δ_in against central differences. A case whose hand-written values miss
+        the first look's bound is differenced again with the forward's rounding charged at
+        the stencil points (`gradcheck.core.differences.second_look`) before it counts."""
         arguments = (self.forward, self.z64, self.theta64, self.delta64, forward_error)
+
+        def subset(cases: np.ndarray) -> tuple[Any, ...]:
+            return (self.forward, *(a[cases] for a in arguments[1:]))
+
         start = time.perf_counter()
         per_case = self.theta[0].size
         parameter_layout = layout
@@ -313,33 +322,33 @@ class Batch:
         if parameter_layout == "probes":
             reference, directions = oracles.probe_differences(*arguments, probes=probes)
             projected = np.einsum("kqjp,kjp->kq", directions, gradient.value.astype(np.float64))
-            bound = np.einsum("kqjp,kjp->kq", np.abs(directions), gradient.error) + reference.error
-            self.add(
-                compare(
-                    "finite-differences",
-                    "parameters",
-                    reference.method,
-                    projected,
-                    reference.value,
-                    bound,
-                    time.perf_counter() - start,
-                    ("probe",),
-                )
-            )
+            hand_bound = np.einsum("kqjp,kjp->kq", np.abs(directions), gradient.error)
+            reference, again = second_look(
+                reference, projected, hand_bound,
+                lambda cases: oracles.probe_differences(
+                    *subset(cases), probes=probes, tracked=True
+                )[0],
+            )  # fmt: skip
+            found = compare(
+                "finite-differences", "parameters", reference.method, projected,
+                reference.value, hand_bound + reference.error, time.perf_counter() - start,
+                ("probe",),
+            )  # fmt: skip
+            self.add(_second_looks(found, again))
         else:
             reference = oracles.parameter_differences(*arguments, layout=parameter_layout)
+            reference, again = second_look(
+                reference, gradient.value, gradient.error,
+                lambda cases: oracles.parameter_differences(
+                    *subset(cases), layout=parameter_layout, tracked=True
+                ),
+            )  # fmt: skip
             self.references["finite-differences", "parameters"] = reference
-            self.add(
-                compare(
-                    "finite-differences",
-                    "parameters",
-                    reference.method,
-                    gradient.value,
-                    reference.value,
-                    gradient.error + reference.error,
-                    time.perf_counter() - start,
-                )
-            )
+            found = compare(
+                "finite-differences", "parameters", reference.method, gradient.value,
+                reference.value, gradient.error + reference.error, time.perf_counter() - start,
+            )  # fmt: skip
+            self.add(_second_looks(found, again))
         start = time.perf_counter()
         input_layout = (
             layout
@@ -347,18 +356,18 @@ class Batch:
             else ("full" if self.z[0].size <= FULL_DIFFERENCES_BUDGET else "columns")
         )
         reference = oracles.input_differences(*arguments, layout=input_layout)
+        reference, again = second_look(
+            reference, inputs_gradient.value, inputs_gradient.error,
+            lambda cases: oracles.input_differences(
+                *subset(cases), layout=input_layout, tracked=True
+            ),
+        )  # fmt: skip
         self.references["finite-differences", "inputs"] = reference
-        self.add(
-            compare(
-                "finite-differences",
-                "inputs",
-                reference.method,
-                inputs_gradient.value,
-                reference.value,
-                inputs_gradient.error + reference.error,
-                time.perf_counter() - start,
-            )
-        )
+        found = compare(
+            "finite-differences", "inputs", reference.method, inputs_gradient.value,
+            reference.value, inputs_gradient.error + reference.error, time.perf_counter() - start,
+        )  # fmt: skip
+        self.add(_second_looks(found, again))
 
     def diagnose(self, k: int) -> Diagnosis | None:
         """Gather case k's evidence and name the likely bug (see gradcheck.diagnosis.classes)."""
@@ -377,3 +386,13 @@ class Batch:
             coupling=coupling, mass=mass, rank_one=self.rank_one,
             diagnose=lambda: self.diagnose(k), at_kink=bool(self.at_kink[k]),
         )  # fmt: skip
+
+
+def _second_looks(comparisons: list[Comparison], again: np.ndarray) -> list[Comparison]:
+    """The comparisons of cases differenced a second time say so in their method."""
+    return [
+        replace(c, method=f"{c.method}, second look: rounding at the stencil points")
+        if twice
+        else c
+        for c, twice in zip(comparisons, again, strict=True)
+    ]

@@ -81,11 +81,16 @@ def errors_and_ratios(
     hand: np.ndarray, ref: np.ndarray, limit: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """|hand - ref| and its ratio to the bound, entry by entry: a zero bound allows only a
-    zero error, and a NaN on either side never passes (its ratio is inf)."""
+    zero error, and a NaN on either side never passes (its ratio is inf), except that an
+    infinite bound says the reference could not resolve the entry (an overflow within the
+    finite-difference step, say): a finite hand-written value is not compared there
+    (ratio 0; `compare` counts such entries as unbounded), whatever the reference holds."""
     with np.errstate(all="ignore"):
         error = np.abs(hand - ref)
         ratio = np.where(limit > 0, error / limit, np.where(error == 0, 0.0, np.inf))
-    return error, np.where(np.isnan(ratio), np.inf, ratio)
+        ratio = np.where(np.isnan(ratio), np.inf, ratio)
+        unresolved = np.isposinf(limit) & np.isfinite(hand)
+    return error, np.where(unresolved, 0.0, ratio)
 
 
 def worst_shown(

@@ -22,36 +22,44 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from gradcheck.core.differences import (
+    EVALUATION_BUDGET,
+    STEP_SCALE,
+    Reference,
+    central_differences,
+    difference_sums,
+    extrapolate,
+    richardson,
+    stencil_differences,
+    step_sizes,
+)
 from gradcheck.core.tolerance import Tracked, gamma, track
+
+__all__ = [
+    "EVALUATION_BUDGET",
+    "STEP_SCALE",
+    "Reference",
+    "autograd_gradients",
+    "central_differences",
+    "elementwise_derivative",
+    "energy_rounding",
+    "example_jacobians",
+    "input_differences",
+    "off_diagonal_mass",
+    "one_sided_differences",
+    "parameter_differences",
+    "probe_differences",
+    "reverse_mode",
+    "richardson",
+    "step_sizes",
+]
 
 FloatArray = np.ndarray
 ForwardFn = Callable[[Any, Any], Any]
-
-#: The step is cbrt(u)·max(1, |x|): it balances the O(h²) truncation of a central
-#: difference against the O(u/h) rounding of the function values (u of float64).
-STEP_SCALE = float(np.cbrt(np.finfo(np.float64).eps / 2.0))
-#: Each forward call evaluates at most this many output values; more perturbations are
-#: split into several calls.
-EVALUATION_BUDGET = 1 << 22
-
-
-def step_sizes(x: np.ndarray) -> FloatArray:
-    """h = cbrt(u_float64) · max(1, |x|), one step per entry."""
-    return STEP_SCALE * np.maximum(1.0, np.abs(x))
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A reference value with a bound on its own error, and how it was obtained."""
-
-    value: FloatArray
-    error: FloatArray
-    method: str
 
 
 # ---- autograd ------------------------------------------------------------------------------
@@ -173,68 +181,8 @@ def off_diagonal_mass(contributions: FloatArray, units: np.ndarray | None = None
 
 
 # ---- finite differences ------------------------------------------------------------------
-
-
-def _actual_steps(x: np.ndarray, h: np.ndarray) -> tuple[FloatArray, FloatArray]:
-    """The steps really taken: fl(x + h) - x and x - fl(x - h), exact to a rounding."""
-    return (x + h) - x, x - (x - h)
-
-
-def richardson(
-    d1: FloatArray, d2: FloatArray, rounding1: FloatArray, rounding2: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Extrapolate central differences at steps h and 2h: (4 D(h) - D(2h)) / 3.
-
-    D(h) = f' + c h² + O(h⁴), so the extrapolated value is within O(h⁴) of f', and
-    |D(h) - D(2h)| = 3 c h² + O(h⁴) bounds that with room to spare. Rounding adds
-    (4 ρ(h) + ρ(2h)) / 3 with ρ the rounding of each difference quotient.
-    """
-    estimate = (4.0 * d1 - d2) / 3.0
-    error = np.abs(d1 - d2) + (4.0 * rounding1 + rounding2) / 3.0
-    error = error + gamma(3, np.float64) * (4.0 * np.abs(d1) + np.abs(d2)) / 3.0
-    return estimate, error
-
-
-def central_differences(
-    x: np.ndarray,
-    groups: np.ndarray,
-    quantity: Callable[[np.ndarray], FloatArray],
-    rounding: FloatArray,
-    *,
-    outputs_per_variant: int,
-    method: str,
-) -> Reference:
-    """Derivatives of quantity() with respect to every entry of x, by central differences.
-
-    x is (K, ...): K stacked cases, perturbed alike. groups (G, ...) are boolean masks over
-    one case's entries saying which move together: one entry per group for "full", one
-    column for "columns". quantity(variants) maps S perturbed copies (S, K, ...) to values
-    that broadcast against them, entry e reading its own group's value (a scalar E, or a
-    per-unit or per-example sum). rounding bounds the float64 rounding of those values.
-    """
-    shifts, steps = _four_shifts(x)
-    values = np.zeros((4,) + x.shape)
-    per_call = max(1, EVALUATION_BUDGET // max(4 * max(outputs_per_variant, x.size), 1))
-    for start in range(0, len(groups), per_call):
-        chunk = groups[start : start + per_call][:, None]  # (G, 1, ...): every case alike
-        variants = x[None, None] + np.stack(shifts)[:, None] * chunk[None]  # (4, G, K, ...)
-        result = quantity(variants.reshape((-1,) + x.shape))
-        result = np.broadcast_to(result, (variants.shape[0] * variants.shape[1],) + x.shape)
-        values += np.sum(result.reshape(variants.shape) * chunk[None], axis=1)
-    plus1, minus1, plus2, minus2 = values
-    rho = np.broadcast_to(rounding, x.shape)
-    d1 = (plus1 - minus1) / steps[0]
-    d2 = (plus2 - minus2) / steps[1]
-    estimate, error = richardson(d1, d2, 2.0 * rho / steps[0], 2.0 * rho / steps[1])
-    return Reference(estimate, error, f"finite differences ({method})")
-
-
-def _four_shifts(x: np.ndarray) -> tuple[list[np.ndarray], list[FloatArray]]:
-    """Shifts +h, -h, +2h, -2h and the total steps (h+ + h-) at h and 2h actually taken."""
-    h = step_sizes(x)
-    up1, down1 = _actual_steps(x, h)
-    up2, down2 = _actual_steps(x, 2.0 * h)
-    return [up1, -down1, up2, -down2], [up1 + down1, up2 + down2]
+# The stencil, the extrapolation and its error bound live in `gradcheck.core.differences`;
+# here are the catalogue's layouts of it.
 
 
 def _single_entries(shape: tuple[int, ...]) -> np.ndarray:
@@ -266,37 +214,52 @@ def _differences(
     *,
     layout: str,
     wrt: str,
+    tracked: bool,
 ) -> Reference:
     """Central differences of E with respect to θ or z, "full" or "columns": for θ a column
     moves parameter p of every unit (units are independent), for z input i of every
-    example (examples are independent); each entry reads its own unit's (example's) sum."""
+    example (examples are independent); each entry reads its own unit's (example's) sum,
+    output by output (see `gradcheck.core.differences`)."""
     if layout not in ("full", "columns"):
         raise ValueError(f"unknown finite-difference layout {layout!r}")
     x = theta if wrt == "theta" else z
-
-    def evaluate(variants: np.ndarray) -> FloatArray:
-        return forward(z, variants) if wrt == "theta" else forward(variants, theta)
-
-    outputs = forward(z, theta)
-    kept: tuple[Any, ...]
-    axes: tuple[int, ...]
+    batch, units = delta.shape[-2:]
+    reduce: Callable[[np.ndarray], np.ndarray]
     if layout == "full":
         groups = _single_entries(x.shape[1:])
-        summed, kept, axes = "sk", (..., None, None), (1, 2)
-        rounding = energy_rounding(delta, outputs, forward_error, axes)[:, None, None]
-    else:
-        groups = _columns(x.shape[1:])
-        summed, kept, axes = (
-            ("skj", (..., None), (1,)) if wrt == "theta" else ("skn", (..., None), (2,))
-        )
-        rounding = energy_rounding(delta, outputs, forward_error, axes)[:, :, None]
-    return central_differences(
+        terms = batch * units
+
+        def reduce(values: np.ndarray) -> np.ndarray:
+            return np.sum(values, axis=(-2, -1))[..., None, None]
+
+    elif wrt == "theta":  # column p: unit j's entry reads Σ_n δ_nj f_nj
+        groups, terms = _columns(x.shape[1:]), batch
+
+        def reduce(values: np.ndarray) -> np.ndarray:
+            return np.sum(values, axis=-2)[..., None]
+
+    else:  # column i: example n's entry reads Σ_j δ_nj f_nj
+        groups, terms = _columns(x.shape[1:]), units
+
+        def reduce(values: np.ndarray) -> np.ndarray:
+            return np.sum(values, axis=-1)[..., None]
+
+    inputs, parameters = (track(z), track(theta)) if tracked else (z, theta)
+
+    def evaluate(variants: Any) -> Any:
+        return forward(inputs, variants) if wrt == "theta" else forward(variants, parameters)
+
+    return stencil_differences(
         x,
         groups,
-        lambda variants: np.einsum(f"sknj,knj->{summed}", evaluate(variants), delta)[kept],
-        rounding,
+        evaluate,
+        delta,
+        reduce,
+        forward_error,
+        terms=terms,
         outputs_per_variant=delta.size,
         method=layout,
+        tracked=tracked,
     )
 
 
@@ -308,10 +271,14 @@ def parameter_differences(
     forward_error: np.ndarray,
     *,
     layout: str,
+    tracked: bool = False,
 ) -> Reference:
     """∂E/∂θ (K × J × P) for K stacked cases by central differences, "full" or "columns".
-    forward_error bounds the float64 rounding of each f_knj."""
-    return _differences(forward, z, theta, delta, forward_error, layout=layout, wrt="theta")
+    forward_error bounds the float64 rounding of each f_knj at (z, θ); tracked=True charges
+    the forward's running bound at each stencil point instead (the second look)."""
+    return _differences(
+        forward, z, theta, delta, forward_error, layout=layout, wrt="theta", tracked=tracked
+    )
 
 
 def input_differences(
@@ -322,10 +289,13 @@ def input_differences(
     forward_error: np.ndarray,
     *,
     layout: str,
+    tracked: bool = False,
 ) -> Reference:
     """∂E/∂z (K × N × I) by central differences: "full", or "columns" (input i of every
     example at once, valid because the examples of a batch are independent)."""
-    return _differences(forward, z, theta, delta, forward_error, layout=layout, wrt="z")
+    return _differences(
+        forward, z, theta, delta, forward_error, layout=layout, wrt="z", tracked=tracked
+    )
 
 
 def probe_differences(
@@ -337,6 +307,7 @@ def probe_differences(
     *,
     probes: int,
     seed: int = 0,
+    tracked: bool = False,
 ) -> tuple[Reference, FloatArray]:
     """Directional derivatives ⟨∂E/∂θ, w_k⟩ along `probes` random signed directions
     w_k = s_k ⊙ h, for K stacked cases.
@@ -345,19 +316,34 @@ def probe_differences(
     hand-written gradient g is compared through ⟨g, w_k⟩. Costs 4 forward passes per
     probe whatever the size of θ. The steps are the nominal ±w, ±2w: rounding them
     changes a directional derivative by a relative u, far below the truncation error.
+    The truncation is taken output by output, as for the other layouts.
     """
     rng = np.random.default_rng(seed)
     directions = rng.choice([-1.0, 1.0], size=(probes,) + theta.shape) * step_sizes(theta)
-    rounding = energy_rounding(delta, forward(z, theta), forward_error, (1, 2))  # (K,)
-    values = np.empty((4, probes, theta.shape[0]))
+    sums = np.empty((probes, 7, theta.shape[0]))
+    inputs = track(z) if tracked else z
     for k, w in enumerate(directions):
         variants = np.stack([theta + w, theta - w, theta + 2.0 * w, theta - 2.0 * w])
-        values[:, k] = np.einsum("sknj,knj->sk", forward(z, variants), delta)
-    plus1, minus1, plus2, minus2 = values
-    d1 = (plus1 - minus1) / 2.0
-    d2 = (plus2 - minus2) / 4.0
-    rho = np.broadcast_to(rounding, d1.shape)
-    estimate, error = richardson(d1, d2, rho, rho / 2.0)
+        result = forward(inputs, track(variants) if tracked else variants)
+        values = np.asarray(getattr(result, "value", result), dtype=np.float64)
+        errors1 = errors2 = None
+        if tracked:
+            error = np.asarray(result.error)
+            errors1, errors2 = error[0] + error[1], error[2] + error[3]
+        sums[k] = difference_sums(
+            values[0] - values[1],
+            values[2] - values[3],
+            delta,
+            lambda a: np.sum(a, axis=(-2, -1)),
+            errors1,
+            errors2,
+        )
+    sums = np.moveaxis(sums, 1, 0)  # (7, probes, K)
+    if not tracked:
+        at_x = 2.0 * np.sum(np.abs(delta) * forward_error, axis=(-2, -1))
+        sums[4] += at_x
+        sums[5] += at_x
+    estimate, error = extrapolate(sums, 2.0, 4.0, delta.shape[-2] * delta.shape[-1])
     reference = Reference(estimate.T, error.T, f"finite differences ({probes} probes)")
     return reference, np.moveaxis(directions, 0, 1)
 
@@ -448,4 +434,3 @@ def example_jacobians(
         "reverse mode",
     )
     return unit_jacobian, input_jacobian
-

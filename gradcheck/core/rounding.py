@@ -84,15 +84,19 @@ def abs64(x: Any) -> FloatArray:
 
 
 def ulps_error(result: np.ndarray, ulps: float) -> FloatArray:
-    """ulps · eps · |result| + η: the error of an operation accurate to `ulps` ulps.
+    """ulps · eps · |result| + max(ulps, 1) · η: the error of an operation accurate to
+    `ulps` ulps.
 
     η, the smallest subnormal number, covers results that underflow (Higham's model
     fl(x op y) = (x op y)(1 + δ) + η): exp(-200) is 0 in float32 but 1e-87 in float64.
+    An ulp is at most eps·|r| for a normal result r and exactly η for a subnormal one, so
+    `ulps` ulps are at most ulps·(eps·|r| + η): a function accurate to 4 ulps may be 4η
+    off where its result is subnormal (sigmoid(-93) in float32), not η.
     """
     if ulps == 0.0 or not np.issubdtype(result.dtype, np.inexact):
         return np.zeros(np.shape(result))
     info = np.finfo(result.dtype)
     error = abs64(result)  # a new array: scaled and shifted in place, not through copies
     error *= ulps * float(info.eps)
-    error += float(info.smallest_subnormal)
+    error += max(ulps, 1.0) * float(info.smallest_subnormal)
     return error

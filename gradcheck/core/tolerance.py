@@ -19,7 +19,8 @@ u = eps/2 the unit roundoff of the result's dtype and γ_m = m·u / (1 - m·u):
     x·y (dot)    Σ_k (|x_k| e_y + e_x |y_k|) + γ_K Σ_k |x_k y_k|   (Higham 3.1)
 
 A rounding that may underflow adds η, the smallest subnormal, beside these (Higham's model
-fl(x op y) = (x op y)(1 + δ) + η). The product's rounding is charged to the operands'
+fl(x op y) = (x op y)(1 + δ) + η); a function accurate to c ulps adds c·η, since an ulp
+of a subnormal result is η. The product's rounding is charged to the operands'
 magnitudes rather than to the result's (u'|x||y| bounds u|x y| and, but for u η/2, also
 u|fl(x y)|; see `_multiply`), so that each factor of its bound has the shape of an
 operand: a product that broadcasts its operands to a larger result, such as the outer
@@ -38,11 +39,26 @@ relative error of 3.7e-16 in float64 (under 2 ulp).
 
 - autograd evaluates the chain rule for the same forward in float64, on Tracked arrays:
   it is charged the running error bound of its own evaluation, by the same rules.
-- finite differences: the Richardson step-halving estimate |D(h) - D(2h)| (at least three
-  times the leading truncation error of D(h), which itself exceeds that of the
-  extrapolated value) plus the rounding of the function values divided by the step.
+- finite differences (`gradcheck.core.differences`): R = D₁ + (D₁ - D₂)/3 from the
+  central differences at steps h and 2h (h = cbrt(u)·max(1, |x|)), with the error
+
+      Σ_o |δ_o| |D₁,o - D₂,o|                     truncation, output by output
+    + (4/3) ρ₁/s₁ + (1/3) ρ₂/s₂                    rounding of the differenced values
+    + γ₇ (|D₁| + (|D₁| + |D₂|)/3) + 4η              arithmetic of the quotients and of R
+
+  where ρ_k = Σ_o |δ_o| (e_o(x₊ₖ) + e_o(x₋ₖ)) + γ_(K+1) Σ_o |δ_o| |f_o(x₊ₖ) - f_o(x₋ₖ)| + Kη
+  is charged where the differences are taken: a first look uses the forward's running
+  bound e_o at x, and an entry that misses its bound there is differenced again with
+  e_o evaluated at its stencil points before it counts as a mismatch. Per output,
+  because the truncation of different outputs cancels in E while their errors do not.
+  An entry whose stencil, estimate or bound is not finite (an overflow within 2h) is not
+  resolved: its error is inf and `gradcheck.core.comparison.compare` does not compare it.
 - the dense product shares B with the compact form; only the order of the sums differs,
   so the two can differ by at most 2 γ_(N+J) Σ_n |δ_nj| |B_njp| (see `summation_bound`).
+  The seed's outer product (δ ⊙ u) vᵀ rounds other products than δ ⊙ fl(u v): the two
+  differ by at most 2 γ_(N+2) Σ_n |δ_nj u_nj| |v_np| + η Σ_n ((1 + u)(|δ_nj| + |v_np|)/2 + 1),
+  the second term for products that underflow, whose lost η comes back multiplied by
+  the other factor (`gradcheck.catalogue.hand_written.rank_one_reference`).
 
 The same `Tracked` arithmetic also finds non-differentiable points: evaluated with an
 error equal to the finite-difference step instead of rounding, an activation's declared

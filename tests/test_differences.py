@@ -1,0 +1,207 @@
+"""The finite-difference error model holds at every magnitude (issue 14), each case held
+against an exact computation written here: rational arithmetic (`fractions.Fraction`)
+for the polynomial and rational activations, the derivative of exp for exp.
+
+Each test also shows what the bound must cover: the actual error of the reference, which
+the earlier model (rounding charged at x, truncation of E as a whole) did not.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from gradcheck import Case, Verdict, check
+from gradcheck.catalogue.activations import ACTIVATIONS
+from gradcheck.catalogue.hand_written import rank_one_reference
+from gradcheck.catalogue.layers import LAYER_TYPES
+from gradcheck.core import differences, oracles
+from gradcheck.core.comparison import compare
+from gradcheck.core.rounding import ulps_error
+from gradcheck.core.tolerance import track
+
+DENSE = LAYER_TYPES["dense"]
+
+
+def dense_case(seed: int, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dense cases of tests/field/repro_issue14.py: z (4 × 3), θ (2 × 4) × scale, δ."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(4, 3)), rng.normal(size=(2, 4)) * scale, rng.normal(size=(4, 2))
+
+
+def exact_dense_gradient(z, theta, delta, derivative) -> np.ndarray:
+    """∂E/∂θ of E = Σ δ φ(θ·[z, 1]) in exact rational arithmetic: Σ_n δ_nj φ'(a_nj) [z, 1]_np."""
+    rows = [[Fraction(float(v)) for v in row] + [Fraction(1)] for row in z]
+    result = np.empty(theta.shape)
+    for j, unit in enumerate(theta):
+        weights = [Fraction(float(v)) for v in unit]
+        total = [Fraction(0)] * len(weights)
+        for n, row in enumerate(rows):
+            a = sum(w * x for w, x in zip(weights, row, strict=True))
+            slope = Fraction(float(delta[n, j])) * derivative(a)
+            total = [t + slope * x for t, x in zip(total, row, strict=True)]
+        result[j] = [float(t) for t in total]
+    return result
+
+
+def dense_forward(activation: str):
+    phi = ACTIVATIONS[activation]
+
+    def forward(z, theta):
+        return DENSE.forward(z, theta, phi)
+
+    return forward
+
+
+def first_and_second_look(activation, z, theta, delta):
+    forward = dense_forward(activation)
+    z, theta, delta = z[None], theta[None], delta[None]
+    forward_error = np.asarray(forward(track(z), track(theta)).error)
+    first = oracles.parameter_differences(forward, z, theta, delta, forward_error, layout="full")
+    second = oracles.parameter_differences(
+        forward, z, theta, delta, forward_error, layout="full", tracked=True
+    )
+    return first, second
+
+
+def test_the_second_look_charges_the_rounding_where_the_differences_are_taken():
+    # square with θ × 1e-10: |f(θ)| ≈ 1e-19, but the stencil reaches |f(θ ± h)| ≈ 2e-11.
+    z, theta, delta = dense_case(0, 1e-10)
+    exact = exact_dense_gradient(z, theta, delta, lambda a: 2 * a)
+    first, second = first_and_second_look("square", z, theta, delta)
+    miss = np.abs(first.value[0] - exact)
+    assert np.any(miss > first.error[0])  # the rounding charged at θ does not cover it
+    assert np.all(np.abs(second.value[0] - exact) <= second.error[0])
+    assert np.all(second.error[0] <= 1e-9 * np.abs(exact).max())  # still a sharp reference
+    case = Case(layer_type="dense", activation="square", z=z, theta=theta, delta=delta)
+    result = check(case)
+    assert result.verdict is Verdict.PASS, result.message
+    relooked = [c for c in result.comparisons if "second look" in c.method]
+    assert relooked and all(c.passed for c in relooked)
+
+
+def softsign_derivative(a: Fraction) -> Fraction:
+    return 1 / (1 + abs(a)) ** 2
+
+
+def test_the_truncation_is_taken_output_by_output():
+    # softsign with θ × 1e-6: φ'' jumps at a = 0 and the stencil crosses it for some
+    # examples, whose truncation errors cancel in E but not in the reference.
+    z, theta, delta = dense_case(1, 1e-6)
+    exact = exact_dense_gradient(z, theta, delta, softsign_derivative)
+    first, _ = first_and_second_look("softsign", z, theta, delta)
+    assert np.all(np.abs(first.value[0] - exact) <= first.error[0])
+    # somewhere E's own |D(h) - D(2h)| is below the reference's actual error
+    forward = dense_forward("softsign")
+
+    def energy(entry, step):
+        moved = theta.copy()
+        moved[entry] += step
+        return float(np.sum(delta * forward(z, moved)))
+
+    short = []
+    for entry in np.ndindex(theta.shape):
+        h = differences.step_sizes(theta[entry])
+        d1 = (energy(entry, h) - energy(entry, -h)) / (2 * h)
+        d2 = (energy(entry, 2 * h) - energy(entry, -2 * h)) / (4 * h)
+        short.append(abs(d1 - d2) < abs(first.value[0][entry] - exact[entry]))
+    assert any(short)
+
+
+def test_the_extrapolation_does_not_overflow_below_the_largest_float():
+    # exp at 709: every stencil value is finite (exp(709 + 2h) = 8.3e307), 4·D(h) is not.
+    x = np.array([709.0])
+    (plus1, minus1, plus2, minus2), (step1, step2) = differences.stencil(x)
+    d1 = (np.exp(plus1) - np.exp(minus1)) / step1
+    d2 = (np.exp(plus2) - np.exp(minus2)) / step2
+    with np.errstate(over="ignore"):
+        assert np.isinf(4.0 * d1).all()
+    rounding = 4 * differences.U64 * np.exp(plus2) / step1  # 4 ulps of exp at each point
+    value, error = differences.richardson(d1, d2, rounding, rounding)
+    exact = math.exp(709.0)
+    assert np.isfinite(value).all() and np.isfinite(error).all()
+    assert abs(value.item() - exact) <= error.item() <= 1e-5 * exact  # |D(h) - D(2h)| ≈ 6e-6
+
+
+def test_an_unresolved_entry_is_not_compared():
+    # estimate NaN, error inf: the oracle could not resolve the entry (an overflow)
+    value, error = differences.richardson(
+        np.array([np.inf, 1.0]), np.array([1.0, 1.0]), np.zeros(2), np.zeros(2)
+    )
+    assert np.isnan(value[0]) and error[0] == np.inf and np.isfinite(value[1])
+    names = ("entry",)
+    (ok,) = compare("finite-differences", "inputs", "m", [[5.0, 1.0]], [value], [error], 0.0, names)
+    assert ok.passed and ok.unbounded_entries == 1
+    # but a hand-written NaN is never excused by it
+    (bad,) = compare(
+        "finite-differences", "inputs", "m", [[np.nan, 1.0]], [value], [error], 0.0, names
+    )
+    assert not bad.passed
+
+
+def test_a_function_accurate_to_ulps_may_be_that_many_subnormals_off():
+    eta = float(np.finfo(np.float32).smallest_subnormal)
+    tiny = np.array([3e-41], dtype=np.float32)  # subnormal: its ulp is η
+    assert ulps_error(tiny, 4.0)[0] >= 4 * eta
+    assert ulps_error(tiny, 0.5)[0] >= eta / 2
+
+
+def test_the_outer_product_bound_covers_subnormal_products():
+    """dense / sigmoid / float32 with pre-activations near -98: B = σ'(a) [z, 1] is
+    subnormal, and each path (fl(δ fl(u v)) and fl(fl(δ u) v)) loses up to η/2 per product,
+    the first one multiplied by |δ| or |v|. Exact: float32 products are exact in float64,
+    and Fraction adds them exactly."""
+    z = np.array([[-5.468947887420654, 30.408132553100586, 10.66677474975586]], np.float32)
+    theta = np.array(
+        [
+            [0.4463745653629303, -0.5369532108306885, 0.581118106842041, -98.3915023803711],
+            [0.2941325008869171, 0.028422242030501366, 0.5467129945755005, -98.3915023803711],
+        ],
+        np.float32,
+    )
+    delta = np.array([[3.122363805770874, -4.174485206604004]], np.float32)
+    phi = ACTIVATIONS["sigmoid"]
+    u, v = DENSE.rank_one(z, theta, phi)
+    outer, bound = rank_one_reference(DENSE, phi, z, theta, delta)
+    compact = np.einsum("nj,njp->jp", delta, u[:, :, None] * v[:, None, :])
+    exact = np.array(
+        [
+            [
+                float(
+                    Fraction(float(delta[0, j]))
+                    * Fraction(float(u[0, j]))
+                    * Fraction(float(v[0, p]))
+                )
+                for p in range(v.shape[1])
+            ]
+            for j in range(u.shape[1])
+        ]
+    )
+    eta = float(np.finfo(np.float32).smallest_subnormal)
+    assert np.abs(outer).max() < np.finfo(np.float32).tiny  # subnormal: the case in point
+    difference = np.abs(compact.astype(np.float64) - outer)
+    assert np.all(difference <= bound)
+    assert np.any(difference > 6 * eta)  # what the earlier 2(N + 2)η allowed
+    # each path is within its own half of the bound of the exact product
+    u32 = float(np.finfo(np.float32).eps) / 2
+    relative = 2.1 * u32 * np.abs(exact)
+    carried_a = (1 + u32) * np.abs(delta[0]).astype(np.float64)[:, None] * eta / 2 + eta / 2
+    carried_r = (1 + u32) * np.abs(v[0]).astype(np.float64)[None, :] * eta / 2 + eta / 2
+    assert np.all(np.abs(compact - exact) <= relative + carried_a)
+    assert np.all(np.abs(outer - exact) <= relative + carried_r)
+    result = check(Case(layer_type="dense", activation="sigmoid", z=z, theta=theta, delta=delta))
+    assert result.verdict is Verdict.PASS, result.message
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e-8, 1e-4, 1e4, 1e8, 1e12])
+def test_the_reference_is_within_its_bound_at_every_magnitude(scale):
+    """square and softsign differenced at θ of every size, against exact arithmetic."""
+    for activation, derivative in (("square", lambda a: 2 * a), ("softsign", softsign_derivative)):
+        for seed in range(3):
+            z, theta, delta = dense_case(seed, scale)
+            exact = exact_dense_gradient(z, theta, delta, derivative)
+            _, second = first_and_second_look(activation, z, theta, delta)
+            assert np.all(np.abs(second.value[0] - exact) <= second.error[0]), (activation, seed)
