@@ -50,3 +50,141 @@ def test_shards_of_separate_processes_merge(tmp_path):
         assert {cell.layer_type for cell in report.cells} == {"dense", "maxout", "rbf"}
         assert "--shard" not in report.settings["command"]
         assert json.loads(merged.read_text())["summary"]["cells"] == 3
+
+
+LAYERS = """
+import sys
+
+import numpy as np
+
+import gradcheck
+
+SIG = "(n,i),(i,j)->(n,j)"
+
+
+def forward(x, w):
+    return x @ w
+
+
+def backward(dout, x, w):
+    return dout @ w.T, x.T @ dout
+
+
+def raising_backward(dout, x, w):
+    raise RuntimeError("boom in backward")
+
+
+def short_forward(x, w):  # the wrong shape: UserOutputError
+    return (x @ w)[:, :0]
+
+
+def noisy_forward(x, w):  # NondeterministicError
+    return x @ w + np.random.default_rng().normal()
+
+
+def aliased_forward(x):  # returns its argument: AliasedOutputError
+    return x
+
+
+def aliased_backward(dout, x):
+    return (dout,)
+
+
+def exiting_backward(dout, x, w):
+    sys.exit(7)
+
+
+def every_kind():
+    options = {"max_examples": 5}
+    gradcheck.check_backward(forward, raising_backward, signature=SIG, name="raises", **options)
+    gradcheck.check_backward(short_forward, backward, signature=SIG, name="short", **options)
+    gradcheck.check_backward(noisy_forward, backward, signature=SIG, name="noisy", **options)
+    gradcheck.check_backward(
+        aliased_forward, aliased_backward, signature="(n,i)->(n,i)", name="aliased", **options
+    )
+    gradcheck.check_backward(forward, backward, signature=SIG, name="right", **options)
+
+
+RAISES = {"forward": forward, "backward": raising_backward, "signature": SIG, "max_examples": 5}
+EXITS = {"forward": forward, "backward": exiting_backward, "signature": SIG, "max_examples": 5}
+UNKNOWN = {"forward": forward, "backward": backward, "signature": SIG, "colour": "red"}
+MISSING = {"forward": forward, "signature": SIG}
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "my_layers.py").write_text(LAYERS)
+    (tmp_path / "broken_layers.py").write_text("import numpy\nraise ValueError('broken module')\n")
+    return tmp_path
+
+
+def test_errors_are_cells_of_the_report_and_every_check_runs(tmp_path):
+    project = _project(tmp_path)
+    code, _, err = gradcheck("check", "my_layers:every_kind", "--out", "out", cwd=project)
+    assert code == cli.MISMATCH, err
+    report = read_report(project / "out/report.json")
+    errors = {cell.layer_type: cell.verdicts["error"] for cell in report.cells}
+    # every check ran, though the first raised; each error is a cell of verdict "error"
+    assert errors == {"raises": 1, "short": 1, "noisy": 1, "aliased": 1, "right": 0}
+    raised = {f.layer_type: f.exception for f in report.failures if f.verdict == "error"}
+    assert raised["short"] == "UserOutputError"
+    assert raised["noisy"] == "NondeterministicError"
+    assert raised["aliased"] == "AliasedOutputError"
+    assert raised["raises"] == "UserCodeError"
+    assert "boom in backward" in next(
+        f.message for f in report.failures if f.layer_type == "raises"
+    )
+    markdown = (project / "out/report.md").read_text()
+    assert "AliasedOutputError" in markdown and "| error |" in markdown.replace("|error|", "")
+    html = (project / "out/report.html").read_text()
+    assert "NondeterministicError" in html and 'class="verdict error"' in html
+
+
+def test_a_layer_whose_code_raises_still_gets_a_report(tmp_path):
+    project = _project(tmp_path)
+    code, _, err = gradcheck("check", "my_layers:RAISES", "--out", "out", "--no-html", cwd=project)
+    assert code == cli.MISMATCH, err
+    (failure,) = read_report(project / "out/report.json").failures
+    assert failure.verdict == "error" and "boom in backward" in failure.message
+
+
+def test_check_exit_codes_follow_the_table(tmp_path):
+    project = _project(tmp_path)
+    code, _, err = gradcheck("check", "broken_layers:X", "--out", "out", cwd=project)
+    assert code == cli.USAGE_ERROR and "broken module" in err and "Traceback" not in err
+    code, _, err = gradcheck("check", "my_layers:UNKNOWN", "--out", "out", cwd=project)
+    assert code == cli.USAGE_ERROR and "'colour'" in err and "'signature'" in err
+    code, _, err = gradcheck("check", "my_layers:MISSING", "--out", "out", cwd=project)
+    assert code == cli.USAGE_ERROR and "'backward'" in err
+    code, _, err = gradcheck("check", "my_layers:EXITS", "--out", "out", "--no-html", cwd=project)
+    assert code == cli.MISMATCH, err  # not 7: the layer's exit is its error
+    (failure,) = read_report(project / "out/report.json").failures
+    assert failure.verdict == "error" and "sys.exit(7)" in failure.message
+
+
+def test_the_plugin_reports_errors_as_cells(tmp_path):
+    project = _project(tmp_path)
+    (project / "test_errors.py").write_text(
+        "import pytest\n"
+        "from gradcheck.errors import UserCodeError\n"
+        "from my_layers import SIG, aliased_backward, aliased_forward, backward, noisy_forward\n"
+        "def test_noisy(gradcheck):\n"
+        "    with pytest.raises(UserCodeError):\n"
+        "        gradcheck.check_backward(noisy_forward, backward, signature=SIG, name='noisy')\n"
+        "def test_aliased(gradcheck):\n"
+        "    with pytest.raises(UserCodeError):\n"
+        "        gradcheck.check_backward(aliased_forward, aliased_backward,\n"
+        "                                 signature='(n,i)->(n,i)', name='aliased')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--gradcheck-report",
+         "rep", "--gradcheck-max-examples", "5", "test_errors.py"],
+        capture_output=True, text=True, cwd=project, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = read_report(project / "rep/report.json")
+    cells = {cell.layer_type: cell for cell in report.cells}
+    assert cells["noisy"].verdicts["error"] == 1 and cells["aliased"].verdicts["error"] == 1
+    assert cells["aliased"].has_problems  # not a blue pass
+    kinds = {f.layer_type: f.exception for f in report.failures}
+    assert kinds == {"noisy": "NondeterministicError", "aliased": "AliasedOutputError"}

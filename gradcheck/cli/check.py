@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from gradcheck.cli.exits import MISMATCH, NOTHING_CHECKED, OK
+from gradcheck.cli.exits import MISMATCH, NOTHING_CHECKED, OK, USAGE_ERROR
 from gradcheck.cli.output import render
-from gradcheck.errors import GradcheckError, UsageError, UserCodeError
+from gradcheck.errors import (
+    GradcheckError,
+    SignatureError,
+    UnknownNameError,
+    UsageError,
+    UserCodeError,
+)
 from gradcheck.report import Report, environment, write_report
 from gradcheck.user import api
+from gradcheck.user.summary import LayerCheck
 
 _STYLES = {
     "functional": "check_backward",
@@ -43,6 +51,16 @@ def _load(target: str) -> Any:
         found: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as missing:
         raise GradcheckError(f"cannot import module {module_name!r}: {missing}") from None
+    except (Exception, SystemExit) as broken:  # the module's own code: a usage error (4)
+        where = ""
+        frame = broken.__traceback__
+        while frame is not None:  # the innermost frame names the line at fault
+            where = f" ({frame.tb_frame.f_code.co_filename}, line {frame.tb_lineno})"
+            frame = frame.tb_next
+        raise GradcheckError(
+            f"cannot import module {module_name!r}: importing it raised "
+            f"{type(broken).__name__}: {broken}{where}"
+        ) from None
     for part in attribute.split("."):
         if not hasattr(found, part):
             raise GradcheckError(f"module {module_name!r} has no attribute {attribute!r}")
@@ -50,52 +68,96 @@ def _load(target: str) -> Any:
     return found
 
 
+def _checked_spec(target: dict[Any, Any]) -> tuple[Any, dict[str, Any]]:
+    """The check function a spec's style names and its keyword arguments; GradcheckError
+    (a usage error) for an unknown style, an unknown key or a missing one."""
+    spec = dict(target)
+    style = spec.pop("style", "functional")
+    if style not in _STYLES:
+        raise GradcheckError(f"unknown style {style!r}; choose one of {', '.join(_STYLES)}")
+    function = getattr(api, _STYLES[style])
+    parameters = inspect.signature(function).parameters
+    unknown = sorted(str(key) for key in spec if key not in parameters)
+    if unknown:
+        raise GradcheckError(
+            f"the spec has unknown key(s) {', '.join(map(repr, unknown))} for style {style!r}; "
+            f"its keys are 'style', {', '.join(map(repr, parameters))}"
+        )
+    missing = [
+        name
+        for name, parameter in parameters.items()
+        if parameter.default is inspect.Parameter.empty and name not in spec
+    ]
+    if missing:
+        raise GradcheckError(
+            f"the spec lacks the key(s) {', '.join(map(repr, missing))} that style {style!r} "
+            "requires"
+        )
+    return function, spec
+
+
 def _run_target(target: Any, arguments: argparse.Namespace) -> list[Any]:
-    """Run the checks target stands for; their summaries, failed or not."""
+    """Run the checks target stands for; their summaries, failed, errors or not. A
+    function of checks runs to its end: a check that fails or errs is recorded and the
+    next one runs. The user's code raising outside a check, or calling sys.exit, is
+    recorded as an error of the target."""
     overrides: dict[str, Any] = {}
     if arguments.examples is not None:
         overrides["max_examples"] = arguments.examples
     if arguments.dtypes is not None:
         overrides["dtypes"] = tuple(arguments.dtypes)
-    with api.collect() as checks:
-        try:
-            if isinstance(target, dict):
-                spec = dict(target)
-                style = spec.pop("style", "functional")
-                if style not in _STYLES:
-                    raise GradcheckError(
-                        f"unknown style {style!r}; choose one of {', '.join(_STYLES)}"
-                    )
-                function = getattr(api, _STYLES[style])
+    if isinstance(target, dict):
+        function, spec = _checked_spec(target)
+        with api.collect() as checks:
+            try:
                 function(**{**spec, **overrides})
-            elif callable(target):
-                if overrides:
-                    print(
-                        "note: --examples and --dtypes apply to layer specs, not to a function "
-                        "of checks",
-                        file=sys.stderr,
-                    )
-                target()
-            else:
-                raise GradcheckError(
-                    "MODULE:ATTR must name a dict of a check's arguments or a function that "
-                    f"runs gradcheck checks, not a {type(target).__name__}"
-                )
-        except AssertionError:  # GradientMismatch: recorded in its summary
+            except UsageError as error:
+                raise GradcheckError(str(error)) from None
+            except (UserCodeError, AssertionError):  # recorded in its summary
+                pass
+            except SystemExit as error:  # not the command's exit code: the layer's error
+                _exited(checks, error, arguments.target)
+        return list(checks)
+    if not callable(target):
+        raise GradcheckError(
+            "MODULE:ATTR must name a dict of a check's arguments or a function that "
+            f"runs gradcheck checks, not a {type(target).__name__}"
+        )
+    if overrides:
+        print(
+            "note: --examples and --dtypes apply to layer specs, not to a function of checks",
+            file=sys.stderr,
+        )
+    with api.collect(keep_going=True) as checks:
+        try:
+            target()
+        except AssertionError:  # a GradientMismatch the function raised again: recorded
             pass
+        except (Exception, SystemExit) as error:  # the function's own code
+            _exited(checks, error, arguments.target)
     return list(checks)
+
+
+def _exited(checks: list[Any], error: BaseException, target: str) -> None:
+    """Record that the user's code raised `error` (or called sys.exit) outside gradcheck's
+    reach: an error of the check that was running, else of the target itself."""
+    if isinstance(error, SystemExit):
+        error = UserCodeError(
+            f"the code called sys.exit({error.code!r}); a layer's code must not exit"
+        )
+    running = [check for check in checks if check.outcome == "running"]
+    if running:  # the check that was running when the code gave up
+        running[-1].add_error(error, "float64")
+    else:
+        own = LayerCheck(target, "function", "")
+        own.add_error(error, "float64")
+        checks.append(own)
 
 
 def command_check(arguments: argparse.Namespace) -> int:
     """`gradcheck check MODULE:ATTR`: the checks a layer spec or a function stands for."""
     target = _load(arguments.target)
-    try:
-        checks = _run_target(target, arguments)
-    except UserCodeError as error:  # the layer's own code misbehaved: a failure of the layer
-        print(f"{type(error).__name__}: {error}", file=sys.stderr)
-        return MISMATCH
-    except UsageError as error:
-        raise GradcheckError(str(error)) from None
+    checks = _run_target(target, arguments)
     if not checks:
         print("gradcheck check: the target ran no check", file=sys.stderr)
         return NOTHING_CHECKED
@@ -121,4 +183,16 @@ def command_check(arguments: argparse.Namespace) -> int:
     write_report(report, out / "report.json")
     render(report, out, html=not arguments.no_html)
     print(f"Report: {out / 'report.json'}")
-    return MISMATCH if any(check.outcome != "passed" for check in checks) else OK
+    failed = [check for check in checks if check.outcome != "passed"]
+    if failed and all(_usage_error(check) for check in failed):
+        return USAGE_ERROR  # the checks were called wrongly: gradcheck's usage, not a bug
+    return MISMATCH if failed else OK
+
+
+def _usage_error(check: LayerCheck) -> bool:
+    """Whether a check ended with gradcheck refusing its arguments (UsageError)."""
+    exception = check.failure.exception if check.failure is not None else None
+    return exception is not None and exception in _USAGE_ERRORS
+
+
+_USAGE_ERRORS = frozenset(kind.__name__ for kind in (UsageError, SignatureError, UnknownNameError))

@@ -22,8 +22,10 @@ SCHEMA_NAME = "gradcheck-report"
 SCHEMA_VERSION = 1
 #: A report's status: still being written, finished, or stopped early (what finished is kept).
 STATUSES = ("running", "complete", "interrupted")
-#: The verdicts of `gradcheck.catalogue.checker.Verdict`, as strings, in the checker's order.
-VERDICTS = ("pass", "mismatch", "coupled", "non-differentiable", "invalid-input")
+#: The verdicts of `gradcheck.catalogue.checker.Verdict`, as strings, in the checker's order;
+#: "error" is not the catalogue checker's: it counts a user layer whose own code raised (the
+#: failure keeps the exception's class and message); reports written before it read as 0.
+VERDICTS = ("pass", "mismatch", "coupled", "non-differentiable", "invalid-input", "error")
 #: The oracles of `gradcheck.catalogue.checker.ORACLES`.
 ORACLES = ("dense", "autograd", "finite-differences")
 #: Edges of the error/bound histograms: a bin a decade from 1e-8 to 1e2. Bins are closed on

@@ -101,7 +101,8 @@ def worst_entry_from_json(data: Any, where: str = "row") -> WorstEntry:
 @dataclass(kw_only=True)
 class Failure:
     """One case that did not pass, kept whole: the key of its cell, verdict, message,
-    diagnosis (a class of the design's table, or None), the case, the table of worst
+    diagnosis (a class of the design's table, or None), exception (for the verdict
+    "error": the class of the exception the user's code raised), the case, the table of worst
     entries and `reproduction`, Python code that checks the case again."""
 
     layer_type: str
@@ -110,6 +111,7 @@ class Failure:
     verdict: str
     message: str
     diagnosis: str | None = None
+    exception: str | None = None
     case: Counterexample
     worst_entries: list[WorstEntry] = field(default_factory=list)
     reproduction: str
@@ -119,6 +121,7 @@ class Failure:
         for name in ("layer_type", "activation", "dtype", "message", "reproduction"):
             check_text(getattr(self, name), f"a failure's {name}")
         check_text(self.diagnosis, "a failure's diagnosis", optional=True)
+        check_text(self.exception, "a failure's exception", optional=True)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -177,6 +180,7 @@ class Failure:
             "verdict": self.verdict,
             "message": self.message,
             "diagnosis": self.diagnosis,
+            "exception": self.exception,
             "case": self.case.to_json_dict(),
             "worst_entries": [worst_entry_to_json(row) for row in self.worst_entries],
             "reproduction": self.reproduction,
@@ -193,6 +197,7 @@ class Failure:
             verdict=fields.text("verdict"),
             message=fields.text("message"),
             diagnosis=fields.text("diagnosis", optional=True),
+            exception=fields.text("exception", optional=True),
             case=Counterexample.from_json_dict(fields.get("case"), fields.path("case")),
             worst_entries=[
                 worst_entry_from_json(row, f"{where}.worst_entries[{i}]")

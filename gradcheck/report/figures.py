@@ -22,6 +22,7 @@ from gradcheck.report.model import ORACLES, RATIO_BIN_EDGES, RATIO_BINS, Cell, R
 PASS_LIGHT, PASS_DARK = "#e8f0fa", "#1f4f96"
 MISS_LIGHT, MISS_DARK = "#f6a482", "#a50f15"
 COUPLED = "#c9b8e0"
+ERROR = "#57606a"  # a cell whose user code raised
 EMPTY = "#f2f2f2"
 _LOW, _HIGH = RATIO_BIN_EDGES[0], RATIO_BIN_EDGES[-1]
 # The bound (ratio 1) sits this far along the log colour scale from _LOW to _HIGH.
@@ -154,6 +155,10 @@ def _mark(ax: Any, cell: Cell | None, i: int, j: int, rectangle: Any) -> None:
         ax.add_patch(rectangle((j - 0.44, i - 0.44), 0.88, 0.88, fill=False,
                                edgecolor="black", linewidth=1.6))  # fmt: skip
         ax.text(j, i, "×", ha="center", va="center", fontsize=11, fontweight="bold",
+                color="white")  # fmt: skip
+    elif cell.verdicts["error"]:  # the user's code raised: nothing to colour, a mark
+        ax.add_patch(rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=ERROR, edgecolor="none"))
+        ax.text(j, i, "E", ha="center", va="center", fontsize=9, fontweight="bold",
                 color="white")  # fmt: skip
     elif cell.verdicts["invalid-input"]:
         ax.text(j, i, "!", ha="center", va="center", fontsize=10, fontweight="bold",

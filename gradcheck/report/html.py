@@ -44,6 +44,8 @@ def _require() -> Any:
 def _verdict_class(cell: Cell) -> str:
     if cell.verdicts["mismatch"]:
         return "mismatch"
+    if cell.verdicts["error"]:
+        return "error"
     if cell.verdicts["invalid-input"]:
         return "invalid-input"
     if cell.coupled_only:
@@ -118,7 +120,12 @@ def _view(report: Report) -> dict[str, Any]:
         first_failure.setdefault(view["failure"].key, view["id"])
     cells = sorted(
         report.cells,
-        key=lambda c: (-c.verdicts["mismatch"], -c.verdicts["invalid-input"], c.key),
+        key=lambda c: (
+            -c.verdicts["mismatch"],
+            -c.verdicts["error"],
+            -c.verdicts["invalid-input"],
+            c.key,
+        ),
     )
     worst = [
         c.worst_ratio for c in report.cells if not c.coupled_only and c.worst_ratio is not None

@@ -66,8 +66,9 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
     return lines
 
 
-def _problem_order(cell: Cell) -> tuple[int, int, tuple[str, str, str]]:
-    return (-cell.verdicts["mismatch"], -cell.verdicts["invalid-input"], cell.key)
+def _problem_order(cell: Cell) -> tuple[int, int, int, tuple[str, str, str]]:
+    v = cell.verdicts
+    return (-v["mismatch"], -v["error"], -v["invalid-input"], cell.key)
 
 
 def _worst(cell: Cell) -> str:
@@ -90,7 +91,10 @@ def _cells(report: Report, max_cells: int) -> list[str]:
     lines = _table(header, rows) if rows else []
     hidden = len(cells) - len(shown)
     if hidden:
-        lines += ["", f"{hidden} more cells without mismatches or invalid input are not listed."]
+        lines += [
+            "",
+            f"{hidden} more cells without mismatches, errors or invalid input are not listed.",
+        ]
     return lines
 
 
@@ -109,6 +113,8 @@ def _failure(index: int, failure: Failure) -> list[str]:
         fenced(failure.message, "text"),
         "",
     ]
+    if failure.exception:
+        lines += [f"Raised: **{escape(failure.exception)}**", ""]
     if failure.diagnosis:
         lines += [f"Diagnosis: **{escape(failure.diagnosis)}**", ""]
     shapes = ", ".join(

@@ -151,7 +151,7 @@ def _family(activation: str) -> str:
 class Cell:
     """The results of one layer type × activation × dtype: verdict counts and statistics.
 
-    verdicts maps each of the five verdicts to a count (all five always present); oracles
+    verdicts maps each of the six verdicts to a count (all five always present); oracles
     maps each of the three oracles to its `OracleSummary`; seconds is the total check
     time, kept to the microsecond.
     """
@@ -199,8 +199,14 @@ class Cell:
 
     @property
     def has_problems(self) -> bool:
-        """A mismatch or invalid input was seen: what a reader must look at."""
-        return self.verdicts["mismatch"] > 0 or self.verdicts["invalid-input"] > 0
+        """A mismatch, invalid input or an error was seen: what a reader must look at."""
+        return any(self.verdicts[v] > 0 for v in ("mismatch", "invalid-input", "error"))
+
+    def add_error(self, seconds: float = 0.0) -> None:
+        """Count one check whose user code raised (verdict "error") in the cell."""
+        self.verdicts["error"] += 1
+        self.examples += 1
+        self.seconds = add_seconds(self.seconds, float(seconds))
 
     def add(self, result: CheckResult) -> None:
         """Fold one CheckResult into the cell: its verdict, comparisons and total time.
@@ -284,7 +290,8 @@ class Cell:
             activation=fields.text("activation"),
             dtype=fields.text("dtype"),
             examples=fields.count("examples"),
-            verdicts={v: verdicts.count(v) for v in VERDICTS},
+            # "error" came later than the other verdicts: a report without it counted none.
+            verdicts={v: verdicts.count(v) for v in VERDICTS if v != "error" or v in verdicts.data},
             seconds=fields.number("seconds"),
             oracles={
                 o: OracleSummary.from_json_dict(oracles.get(o), oracles.path(o)) for o in ORACLES

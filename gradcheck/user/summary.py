@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gradcheck.report import Cell, Failure, decode_float, encode_float
+from gradcheck.report import Cell, Counterexample, Failure, decode_float, encode_float
 
 #: The outcomes of a check.
 OUTCOMES = ("running", "passed", "failed", "error")
@@ -91,6 +91,38 @@ class LayerCheck:
         self.compact_identity = {
             name: "fails" if "fails" in seen else "holds" for name, seen in self._identity.items()
         }
+
+    def add_error(self, error: BaseException, dtype: str, reproduction: str = "") -> None:
+        """Record that the check ended with `error` (the user's code raised, or the check
+        could not run): outcome "error", and in the report a cell of `dtype` counting the
+        verdict "error" with a failure that keeps the exception's class and message, so
+        that the error is in report.json, report.md and report.html like any failure."""
+        kind = type(error).__name__
+        self.outcome, self.message = "error", f"{kind}: {error}"
+        case = getattr(error, "case", None)
+        dtype = str(getattr(getattr(case, "dtype", None), "name", dtype))
+        cell = self.cells.setdefault(
+            dtype, Cell(layer_type=self.name, activation=self.style, dtype=dtype)
+        )
+        cell.add_error()
+        arguments = getattr(case, "arguments", None) or ()
+        douts = getattr(case, "douts", None)
+        delta = getattr(case, "dout", None) if douts is None else [d.tolist() for d in douts]
+        self.failure = Failure(
+            layer_type=self.name,
+            activation=self.style,
+            dtype=dtype,
+            verdict="error",
+            message=str(error),
+            exception=kind,
+            case=Counterexample.of(
+                activation=self.style,
+                z=arguments[0] if arguments else [],
+                theta=list(arguments[1:]),
+                delta=[] if delta is None else delta,
+            ),
+            reproduction=reproduction or f"# {self.name}: the check raised {kind}",
+        )
 
     def describe(self) -> str:
         """A line for a terminal summary (more for the structure and a failure)."""
