@@ -10,6 +10,7 @@ numbers out.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,11 +36,16 @@ def pick_size(byte: int, low: int, high: int, avoid: tuple[int, ...] = ()) -> in
     hides bias-gradient bugs), byte 1 the smallest of them, then byte 2 the next,
     cyclically, so that a shrinker that cannot reach byte 0 stops at the smallest size
     that still fails."""
+    return pick_choice(byte, range(low, high + 1), avoid)
+
+
+def pick_choice(byte: int, choices: Sequence[int], avoid: tuple[int, ...] = ()) -> int:
+    """`pick_size` among the given ascending choices (the sizes a constraint leaves)."""
     if byte == 0:
-        return low
-    preferred = [size for size in range(low, high + 1) if size not in avoid]
-    sizes = preferred or list(range(low, high + 1))
-    return sizes[(byte - 1) % len(sizes)]
+        return int(choices[0])
+    preferred = [size for size in choices if size not in avoid]
+    sizes = preferred or list(choices)
+    return int(sizes[(byte - 1) % len(sizes)])
 
 
 def decode_values(raw: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:

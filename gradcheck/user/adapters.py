@@ -5,8 +5,14 @@ backward(dout, *args).
   backward(dout, x, *params) -> (dx, *dparams): already in form.
 - cached: forward(x, *params) -> (out, cache) and backward(dout, cache) -> (dx, *dparams);
   the forward is re-run before each backward so that every backward sees a fresh cache.
+  With several outputs: forward -> (out_0, out_1, ..., cache), backward(dout_0, dout_1,
+  ..., cache).
 - object: a layer object with forward(x) and backward(dout) that keeps its parameters
-  and their gradients as attributes (`ObjectLayer`).
+  and their gradients as attributes (`ObjectLayer`); with several outputs forward(x)
+  returns a tuple and backward takes one dout per output.
+
+In every style the functional backward returns one gradient per differentiated
+argument (`wrt`): int and bool arguments (labels, indices, masks) get none.
 - unit-Jacobian: forward(z, θ) -> f (N × J) with θ (J × P), and the unit Jacobian
   unit_jacobian(z, θ) -> B (N × J × P), B[n, j] = ∂f_nj/∂θʲ in the seed's notation (and
   optionally input_jacobian(z, θ) -> ∂f/∂z, N × J × I); the gradients are then
@@ -53,28 +59,29 @@ def argument_names(function: Callable[..., Any], count: int) -> tuple[str, ...]:
 # ---- cached -------------------------------------------------------------------------------
 
 
-def _split(result: Any) -> tuple[Any, Any]:
-    if not isinstance(result, tuple) or len(result) != 2:
+def _split(result: Any, outputs: int) -> tuple[Any, Any]:
+    if not isinstance(result, tuple) or len(result) != outputs + 1:
+        expected = "(out, cache)" if outputs == 1 else f"({outputs} outputs, then cache)"
         raise UserOutputError(
             f"forward returned a {type(result).__name__}"
             + (f" of length {len(result)}" if isinstance(result, tuple) else "")
-            + "; check_backward_cached expects a forward that returns (out, cache)",
+            + f"; check_backward_cached expects a forward that returns {expected}",
             function="forward",
         )
-    return result
+    return (result[0] if outputs == 1 else tuple(result[:-1])), result[-1]
 
 
 def cached(
-    forward: Callable[..., Any], backward: Callable[..., Any]
+    forward: Callable[..., Any], backward: Callable[..., Any], outputs: int = 1
 ) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """forward(*args) -> (out, cache), backward(dout, cache) as functional form."""
+    """forward(*args) -> (*outs, cache), backward(*douts, cache) as functional form."""
 
     def functional_forward(*arguments: Any) -> Any:
-        return _split(forward(*arguments))[0]
+        return _split(forward(*arguments), outputs)[0]
 
-    def functional_backward(dout: Any, *arguments: Any) -> Any:
-        _, cache = _split(forward(*arguments))
-        return backward(dout, cache)
+    def functional_backward(*arguments: Any) -> Any:
+        _, cache = _split(forward(*arguments[outputs:]), outputs)
+        return backward(*arguments[:outputs], cache)
 
     return functional_forward, functional_backward
 
@@ -195,6 +202,25 @@ class ObjectLayer:
         return instance.forward(x)
 
     def backward(self, dout: Any, x: Any, *parameters: Any) -> tuple[Any, ...]:
+        """(dx, *dparams) of a layer with one output."""
+        return self.backward_outputs((dout,), x, parameters)
+
+    def functional_backward(self, outputs: int, wrt: Sequence[int]) -> Callable[..., Any]:
+        """backward(*douts, x, *params) -> the gradients of the arguments wrt names
+        (dx only when x is differentiated: an int x, an embedding's indices, has none)."""
+
+        def backward(*arguments: Any) -> tuple[Any, ...]:
+            douts, (x, *parameters) = arguments[:outputs], arguments[outputs:]
+            found = self.backward_outputs(douts, x, parameters)
+            return tuple(found[k] for k in wrt)
+
+        backward.__qualname__ = f"{self.name}.backward"
+        return backward
+
+    def backward_outputs(
+        self, douts: Sequence[Any], x: Any, parameters: Sequence[Any]
+    ) -> tuple[Any, ...]:
+        """(dx, *dparams) after backward(*douts) on a fresh forward(x)."""
         instance = self._instance()
         self._assign(instance, parameters)
         for path, value in zip(self.parameters, parameters, strict=True):
@@ -204,7 +230,7 @@ class ObjectLayer:
                 continue  # not there yet: the layer creates it in backward
             _set(instance, self.gradients[path], np.zeros_like(value))
         instance.forward(x)
-        dx = instance.backward(dout)
+        dx = instance.backward(*douts)
         found = [dx]
         for path in self.parameters:
             where = self.gradients[path]

@@ -13,10 +13,15 @@ differences, on cases hypothesis draws and shrinks.
         affine_forward, affine_backward, signature="(n,i),(i,j),(j)->(n,j)"
     )
 
-The signature names the sizes (drawn between min_size and max_size); the values come
-from byte blobs decoded through `gradcheck.core.values.VALUES`, so that a failure shrinks
-to sizes of 1 and values of 1. The scalar whose gradient is checked is
-E = ⟨dout, forward(x, *params)⟩ with dout drawn like the rest. A wrong gradient raises
+The signature names the sizes (drawn between min_size and max_size, meeting the
+signature's implied constraints and the user's `constraints=` by construction); output
+sizes may be expressions such as h-p+1 or h//2, inputs may be int or bool arrays
+(``(n)int[0,j)``, never differentiated), and a forward may return several outputs
+(``->(n,h),(n,h)``; its backward then takes one dout per output before the arguments).
+The values come from byte blobs decoded through `gradcheck.core.values.VALUES`, so that
+a failure shrinks to the smallest sizes the constraints allow and values of 1. The
+scalar whose gradient is checked is E = Σ_k ⟨dout_k, out_k⟩ with dout drawn like the
+rest. A wrong gradient raises
 `gradcheck.GradientMismatch` (an AssertionError) naming the argument, the oracle, the
 worst entries and the shrunk case, with a snippet that reproduces it; misbehaving user
 code raises a `gradcheck.errors.UserCodeError`. A draw at a kink (the one-sided
@@ -45,6 +50,7 @@ from gradcheck.user.adapters import (
 from gradcheck.user.draw import make_plan
 from gradcheck.user.options import (
     bounds_of,
+    constraints_of,
     differentiated,
     name_of,
     options_of,
@@ -80,6 +86,7 @@ def check_backward(
     min_size: int = 1,
     max_size: int = 4,
     sizes: Mapping[str, int | tuple[int, int]] | None = None,
+    constraints: Sequence[str] | str | None = None,
     max_examples: int | None = None,
     kinks: str = "redraw",
     autograd: bool | None = None,
@@ -93,12 +100,18 @@ def check_backward(
     backward(dout, x, *params) -> (dx, *dparams).
 
     The gradients must be those of E = ⟨dout, forward(*args)⟩: backward returns one
-    array per argument (or per `wrt` argument, in the forward's order), each of its
-    argument's shape and dtype.
+    array per differentiated argument (every float argument, or the `wrt` ones, in the
+    forward's order), each of its argument's shape and dtype. With several outputs the
+    forward returns a tuple, E = Σ_k ⟨dout_k, out_k⟩, and the backward takes one dout
+    per output first: backward(dout_0, dout_1, x, *params).
 
     signature: gufunc-style shapes, "(n,i),(i,j),(j)->(n,j)"; its names are sizes drawn
     in [min_size, max_size] (or per name from `sizes`: a fixed size or a (low, high)
-    range). wrt: the arguments to differentiate, by name or position (default: all).
+    range); sizes may be expressions ("(n,c,h,w)->(n,c,h//2,w//2)"), integers, and
+    inputs typed int[low,high) or bool (see `gradcheck.user.signature`). constraints:
+    conditions on the sizes, such as ("h >= p", "h % 2 == 0"), met by every drawn case
+    (with those the signature implies: every size ≥ 1). wrt: the arguments to
+    differentiate, by name or position (default: every float argument).
     bounds: one (low, high) pair or None per argument; values are drawn inside the open
     interval (a log layer wants (0, inf)). dtypes: "float64" and/or "float32".
     max_examples: examples to check (default: the active hypothesis profile's). kinks:
@@ -112,7 +125,8 @@ def check_backward(
     raises AliasedOutputError, because a caller updating one in place (W -= lr * dW,
     dx += ...) silently changes the other. name: the layer's name in summaries and
     reports. settings: parent hypothesis settings. example: (arguments, dout) checks that
-    one case instead of drawing (what a reproduction snippet does).
+    one case instead of drawing (what a reproduction snippet does; with several outputs
+    dout is a tuple of one dout per output).
 
     Returns the LayerCheck; raises GradientMismatch for a wrong gradient,
     UserCodeError (and subclasses) for misbehaving user code, UsageError for bad
@@ -130,9 +144,9 @@ def check_backward(
         backward,
         parsed,
         names,
-        differentiated(wrt, names),
+        differentiated(wrt, names, parsed),
         tuple(range(1, len(names))),
-        bounds_of(bounds, names),
+        bounds_of(bounds, names, parsed),
     )
     source = {"style": "functional", "forward": forward, "backward": backward, "wrt": wrt}
     return _check(
@@ -142,6 +156,7 @@ def check_backward(
         min_size,
         max_size,
         sizes,
+        constraints,
         kinks,
         autograd,
         timeout,
@@ -163,6 +178,7 @@ def check_backward_cached(
     min_size: int = 1,
     max_size: int = 4,
     sizes: Mapping[str, int | tuple[int, int]] | None = None,
+    constraints: Sequence[str] | str | None = None,
     max_examples: int | None = None,
     kinks: str = "redraw",
     autograd: bool | None = None,
@@ -173,14 +189,17 @@ def check_backward_cached(
     example: tuple[Sequence[Any], Any] | None = None,
 ) -> LayerCheck:
     """Check a layer whose forward(x, *params) returns (out, cache) and whose
-    backward(dout, cache) returns (dx, *dparams). Options as for `check_backward`; the
-    forward is re-run before every backward, so each backward gets a fresh cache."""
+    backward(dout, cache) returns (dx, *dparams) (one gradient per differentiated
+    argument). With several outputs the forward returns (out_0, out_1, ..., cache) and
+    the backward takes backward(dout_0, dout_1, ..., cache). Options as for
+    `check_backward`; the forward is re-run before every backward, so each backward gets
+    a fresh cache."""
     __tracebackhide__ = True
     require_callable(forward, "forward")
     require_callable(backward, "backward")
     parsed = signature_of(signature)
     names = argument_names(forward, len(parsed.inputs))
-    functional_forward, functional_backward = cached(forward, backward)
+    functional_forward, functional_backward = cached(forward, backward, len(parsed.outputs))
     layer = UserLayer(
         name_of(name, qualified_name(forward)),
         "cached",
@@ -188,9 +207,9 @@ def check_backward_cached(
         functional_backward,
         parsed,
         names,
-        differentiated(wrt, names),
+        differentiated(wrt, names, parsed),
         tuple(range(1, len(names))),
-        bounds_of(bounds, names),
+        bounds_of(bounds, names, parsed),
     )
     source = {"style": "cached", "forward": forward, "backward": backward, "wrt": wrt}
     return _check(
@@ -200,6 +219,7 @@ def check_backward_cached(
         min_size,
         max_size,
         sizes,
+        constraints,
         kinks,
         autograd,
         timeout,
@@ -222,6 +242,7 @@ def check_layer_object(
     min_size: int = 1,
     max_size: int = 4,
     sizes: Mapping[str, int | tuple[int, int]] | None = None,
+    constraints: Sequence[str] | str | None = None,
     max_examples: int | None = None,
     kinks: str = "redraw",
     autograd: bool | None = None,
@@ -237,8 +258,11 @@ def check_layer_object(
     layer: an `ObjectLayer`, or the object (or a zero-argument factory) with
     `parameters` (paths such as "W" or "params.W", in the order the signature lists
     them after x) and `gradients` (parameter path -> gradient path; default "W" -> "dW",
-    "params.W" -> "grads.W"). The signature lists x first, then the parameters. Other
-    options as for `check_backward`; autograd is used when the object's forward is
+    "params.W" -> "grads.W"). The signature lists x first, then the parameters. x may
+    be an int array (an embedding's indices: "(n,t)int[0,v),(v,d)->(n,t,d)"); it is then
+    not differentiated, and what backward returns is ignored. With several outputs the
+    object's forward(x) returns a tuple and its backward takes one dout per output.
+    Other options as for `check_backward`; autograd is used when the object's forward is
     written with autograd.numpy.
     """
     __tracebackhide__ = True
@@ -261,16 +285,17 @@ def check_layer_object(
             f"and {len(names) - 1} parameters {list(names[1:])}: list x first, then each "
             "parameter"
         )
+    chosen = differentiated(wrt, names, parsed)
     user_layer = UserLayer(
         name_of(name, adapter.name),
         "object",
         adapter.forward,
-        adapter.backward,
+        adapter.functional_backward(len(parsed.outputs), chosen),
         parsed,
         names,
-        differentiated(wrt, names),
+        chosen,
         tuple(range(1, len(names))),
-        bounds_of(bounds, names),
+        bounds_of(bounds, names, parsed),
     )
     source = {"style": "object", "adapter": adapter, "wrt": wrt}
     return _check(
@@ -280,6 +305,7 @@ def check_layer_object(
         min_size,
         max_size,
         sizes,
+        constraints,
         kinks,
         autograd,
         timeout,
@@ -302,6 +328,7 @@ def check_unit_jacobian(
     min_size: int = 1,
     max_size: int = 4,
     sizes: Mapping[str, int | tuple[int, int]] | None = None,
+    constraints: Sequence[str] | str | None = None,
     max_examples: int | None = None,
     kinks: str = "redraw",
     autograd: bool | None = None,
@@ -329,9 +356,9 @@ def check_unit_jacobian(
         require_callable(input_jacobian, "input_jacobian")
     parsed = signature_of(signature)
     z_dims, theta_dims = _unit_jacobian_shapes(parsed)
+    names = ("z", "theta")
     if parameters_per_unit is not None:
         require_callable(parameters_per_unit, "parameters_per_unit")
-    names = ("z", "theta")
     layer = UserLayer(
         name_of(name, qualified_name(forward)),
         "unit-jacobian",
@@ -341,7 +368,7 @@ def check_unit_jacobian(
         names,
         (0, 1) if input_jacobian is not None else (1,),
         (1,),
-        bounds_of(bounds, names),
+        bounds_of(bounds, names, parsed),
         unit_jacobian,
     )
     source = {
@@ -360,6 +387,7 @@ def check_unit_jacobian(
         min_size,
         max_size,
         sizes,
+        constraints,
         kinks,
         autograd,
         timeout,
@@ -372,6 +400,17 @@ def check_unit_jacobian(
 
 
 def _unit_jacobian_shapes(parsed: Signature) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    if len(parsed.outputs) != 1:
+        raise UsageError(
+            f"a unit-Jacobian layer has one output f (N × J); {parsed} declares "
+            f"{len(parsed.outputs)}: check a layer with several outputs with check_backward"
+        )
+    if any(not kind.is_float for kind in parsed.types):
+        raise UsageError(
+            f"a unit-Jacobian layer takes two float arrays z and θ; {parsed} declares "
+            f"{', '.join(str(t) for t in parsed.types)}: check a layer with int or bool "
+            "inputs with check_backward"
+        )
     ok = len(parsed.inputs) == 2 and len(parsed.output) == 2
     if ok:
         z_dims, theta_dims = parsed.inputs
@@ -396,6 +435,7 @@ def _check(
     min_size: int,
     max_size: int,
     sizes: Mapping[str, int | tuple[int, int]] | None,
+    constraints: Sequence[str] | str | None,
     kinks: str,
     autograd: bool | None,
     timeout: float | None,
@@ -407,8 +447,11 @@ def _check(
 ) -> LayerCheck:
     __tracebackhide__ = True
     options = options_of(kinks, autograd, timeout, allow_aliases)
-    source = {**source, "options": options}  # the reproduction repeats the options
-    plan = make_plan(layer, dtypes, min_size, max_size, sizes, derived)
+    required = constraints_of(constraints, layer.signature)
+    texts = (constraints,) if isinstance(constraints, str) else tuple(constraints or ())
+    # the reproduction repeats the options and constraints
+    source = {**source, "options": options, "constraints": texts}
+    plan = make_plan(layer, dtypes, min_size, max_size, sizes, derived, required)
     settings_for(settings, max_examples)  # validates max_examples before anything runs
     return run(
         layer, source, plan, options, settings=settings, max_examples=max_examples, example=example

@@ -1,14 +1,13 @@
-"""Running a user's code: safely, checked, and with a bound on its rounding.
+"""Running a user's code: safely and checked.
 
 `run_user_code` calls the forward and the backward as the user would, on copies, and
 refuses what a gradient check cannot use: exceptions (reported with the user's traceback
 and the case), inputs changed in place, results that differ between two calls, outputs
-of the wrong shape, number or dtype, a forward that is not finite.
-
-`hand_written_bounds` and `forward_bound` bound the rounding of the backward and of the
-float64 forward: by running the code again on `Tracked` arrays, whose running bound is
-rigorous while every operation goes through a rule of `gradcheck.core.tolerance`, else by the
-fallback model documented there; `measured_rounding` runs the code in a higher precision.
+of the wrong shape, number or dtype, a forward that is not finite. A forward with
+several outputs returns a tuple of them; its backward takes one dout per output, before
+the forward's arguments, and everything downstream sees the outputs joined
+(`gradcheck.user.outputs`). The bounds on the code's rounding are in
+`gradcheck.user.bounds`.
 
 This module is free of hypothesis and pytest.
 """
@@ -16,13 +15,12 @@ This module is free of hypothesis and pytest.
 from __future__ import annotations
 
 import traceback
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from gradcheck.core.tolerance import Tracked, gamma, recording, track
+from gradcheck.core.tolerance import Tracked
 from gradcheck.errors import (
     AliasedOutputError,
     GradcheckError,
@@ -32,6 +30,7 @@ from gradcheck.errors import (
     UserCodeError,
     UserOutputError,
 )
+from gradcheck.user.outputs import layout_of
 from gradcheck.user.types import UserCase, UserLayer
 
 # ---- running user code -----------------------------------------------------------------------
@@ -136,17 +135,46 @@ def _as_array(value: Any, role: str, what: str, case: UserCase) -> np.ndarray:
 
 
 def forward_output(value: Any, layer: UserLayer, case: UserCase) -> np.ndarray:
-    """The forward's output, checked against the signature's output shape."""
-    out = _as_array(value, "forward", "its output", case)
-    expected = layer.signature.output_shape(case.sizes)
-    if out.shape != expected:
+    """The forward's output, checked against the signature's output shapes; with several
+    outputs (a tuple of arrays), their join."""
+    expected = layer.signature.output_shapes(case.sizes)
+    if len(expected) == 1:
+        items, names = [value], ["its output"]
+    elif not isinstance(value, tuple | list) or len(value) != len(expected):
+        got = (
+            f"a {type(value).__name__} of length {len(value)}"
+            if isinstance(value, tuple | list)
+            else f"a {type(value).__name__}"
+        )
         raise UserOutputError(
-            f"forward returned an array of shape {out.shape}; the signature "
-            f"{layer.signature} promises {expected} for these sizes\n{case.describe()}",
+            f"forward returned {got}; the signature {layer.signature} declares "
+            f"{len(expected)} outputs: return them as a tuple\n{case.describe()}",
             function="forward",
             case=case,
         )
-    return out
+    else:
+        items, names = list(value), [f"output {k}" for k in range(len(expected))]
+    outputs = []
+    for item, name, shape in zip(items, names, expected, strict=True):
+        out = _as_array(item, "forward", name, case)
+        if out.shape != shape:
+            what = "an array" if len(expected) == 1 else f"{name} as an array"
+            promise = shape if len(expected) == 1 else f"{shape} for {name}"
+            raise UserOutputError(
+                f"forward returned {what} of shape {out.shape}; the signature "
+                f"{layer.signature} promises {promise} for these sizes\n{case.describe()}",
+                function="forward",
+                case=case,
+            )
+        outputs.append(out)
+    if len(outputs) > 1 and len({o.dtype for o in outputs}) > 1:
+        raise UserOutputError(
+            f"forward returned outputs of dtypes {[o.dtype.name for o in outputs]}; return "
+            f"every output in one dtype\n{case.describe()}",
+            function="forward",
+            case=case,
+        )
+    return np.asarray(layout_of(layer.signature, case.sizes).join(outputs))
 
 
 def gradients(value: Any, layer: UserLayer, case: UserCase) -> list[np.ndarray]:
@@ -159,6 +187,13 @@ def gradients(value: Any, layer: UserLayer, case: UserCase) -> list[np.ndarray]:
         if len(layer.wrt) == len(layer.argument_names)
         else "one per differentiated argument"
     )
+    fixed = [
+        f"{layer.argument_names[k]} ({kind})"
+        for k, kind in enumerate(layer.signature.types)
+        if not kind.is_float
+    ]
+    if fixed:
+        whom += f"; {', '.join(fixed)} get{'s' * (len(fixed) == 1)} none"
     if isinstance(value, tuple | list):
         items = list(value)
     elif len(layer.wrt) == 1:
@@ -219,16 +254,19 @@ def run_user_code(
     )
     _require_the_same_forward(layer, case, out, calls=1)
     if not np.all(np.isfinite(out)):
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        layout = layout_of(layer.signature, case.sizes)
+        output, index = layout.locate(int(np.flatnonzero(~np.isfinite(out))[0]))
+        value = layout.split(out)[output][index]
+        where = "" if layout.single else f"output {output}, "
         raise NonFiniteOutputError(
-            f"forward returned {out[index]} at output index {index} on finite inputs; if the "
+            f"forward returned {value} at {where}output index {index} on finite inputs; if the "
             "layer is defined on a restricted domain, pass bounds= (one (low, high) pair or "
             f"None per argument of forward)\n{case.describe()}",
             function="forward",
             case=case,
         )
-    arguments = (case.dout, *case.arguments)
-    backward_names = ("dout", *names)
+    arguments = (*case.output_douts, *case.arguments)
+    backward_names = (*case.dout_names, *names)
     grads = gradients(
         call_user(layer.backward, arguments, "backward", backward_names, case, aliases=aliases),
         layer,
@@ -292,7 +330,7 @@ def reference_forward(
     """The case's arguments and dout in float64, and the forward's float64 output (the
     point every reference is computed at). For a float64 case this is a third call on
     the same inputs, which must agree with the first two."""
-    arguments64 = tuple(a.astype(np.float64) for a in case.arguments)
+    arguments64 = tuple(a.astype(np.float64) if a.dtype.kind == "f" else a for a in case.arguments)
     out64 = forward_output(
         call_user(layer.forward, arguments64, "forward", layer.argument_names, case), layer, case
     )
@@ -310,124 +348,3 @@ def reference_forward(
             case=case,
         )
     return arguments64, case.dout.astype(np.float64), out64
-
-
-# ---- error bounds ----------------------------------------------------------------------------
-
-#: Events after which a running bound is incomplete. (A tie in a max is not one: the rule
-#: of max bounds the value at a tie too; whether the function is differentiable there is
-#: for the one-sided differences to say.)
-_LOSSY = ("untracked",)
-
-
-def _higher(dtype: np.dtype[Any]) -> type[np.floating[Any]] | None:
-    """A dtype with a smaller unit roundoff: float64 for float32; long double for
-    float64 where it is wider (x86's 80-bit extended), else None."""
-    if dtype == np.float32:
-        return np.float64
-    if float(np.finfo(np.longdouble).eps) < float(np.finfo(np.float64).eps):
-        return np.longdouble
-    return None
-
-
-def measured_rounding(
-    function: Callable[..., Any], arguments: Sequence[np.ndarray], values: Sequence[np.ndarray]
-) -> list[np.ndarray] | None:
-    """|v - v_hi| / (1 - u_hi / u), the rounding of values v = function(*arguments)
-    measured by running the function in a higher precision: under the fallback's
-    assumption (the same operations, so errors scale with u) the error e of v satisfies
-    e <= |v - v_hi| + (u_hi / u) e. None when there is no higher precision or the
-    function does not compute in it."""
-    dtype = np.result_type(*arguments)
-    higher = _higher(np.dtype(dtype))
-    if higher is None:
-        return None
-    copies = [np.asarray(a).astype(higher) for a in arguments]
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = function(*copies)
-    except Exception:
-        return None
-    items = result if isinstance(result, tuple | list) else (result,)
-    if len(items) != len(values) or not all(
-        isinstance(r, np.ndarray) and r.dtype == higher and r.shape == v.shape
-        for r, v in zip(items, values, strict=True)
-    ):
-        return None
-    ratio = float(np.finfo(higher).eps) / float(np.finfo(dtype).eps)
-    return [
-        (np.abs(v.astype(higher) - r) / (1.0 - ratio)).astype(np.float64)
-        for v, r in zip(values, items, strict=True)
-    ]
-
-
-def _tracked_run(
-    function: Callable[..., Any], arguments: Sequence[np.ndarray]
-) -> tuple[Any, set[str], str | None]:
-    """function on Tracked copies of the arguments, quietly: (result, lossy event kinds,
-    the failure's description or None)."""
-    tracked = [track(np.array(a, copy=True)) for a in arguments]
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings(), recording() as events:
-            warnings.simplefilter("ignore")
-            result = function(*tracked)
-    except Exception as error:
-        return None, set(), _brief(error)
-    return result, {event.kind for event in events if event.kind in _LOSSY}, None
-
-
-def _brief(error: BaseException, limit: int = 160) -> str:
-    """The first line of an exception, cut to `limit` characters."""
-    text = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _running_bounds(
-    results: Sequence[Any], plain: Sequence[np.ndarray], lossy: set[str]
-) -> tuple[list[np.ndarray] | None, str]:
-    """Bounds for the plain values from a Tracked run: e_T + |v_T - plain|, provided
-    the run stayed tracked and agrees with the plain one within 2 e_T."""
-    if lossy:
-        return None, f"it met {' and '.join(sorted(lossy))} events"
-    if len(results) != len(plain) or not all(
-        isinstance(r, Tracked) and r.shape == p.shape for r, p in zip(results, plain, strict=True)
-    ):
-        return None, "it returned plain arrays for Tracked inputs"
-    bounds = []
-    for r, p in zip(results, plain, strict=True):
-        difference = np.abs(np.asarray(r.value, np.float64) - np.asarray(p, np.float64))
-        if np.any(difference > 2.0 * r.error):
-            return None, "its Tracked run computed other values than the plain one"
-        bounds.append(np.asarray(r.error, dtype=np.float64) + difference)
-    return bounds, "running bound (Tracked)"
-
-
-def hand_written_bounds(
-    layer: UserLayer, case: UserCase, plain: Sequence[np.ndarray]
-) -> tuple[list[np.ndarray] | None, str]:
-    """The running bound of the user's backward, or None and why it is not available."""
-    result, lossy, failure = _tracked_run(layer.backward, (case.dout, *case.arguments))
-    if failure is not None:
-        return None, f"fallback model: the backward does not run on Tracked arrays ({failure})"
-    items = result if isinstance(result, tuple | list) else (result,)
-    bounds, model = _running_bounds(items, plain, lossy)
-    return bounds, model if bounds is not None else f"fallback model: the backward {model}"
-
-
-def forward_bound(
-    layer: UserLayer, arguments: Sequence[np.ndarray], outputs: np.ndarray, count: int
-) -> tuple[np.ndarray, str]:
-    """The float64 forward's rounding bound per output: its running bound, or the fallback
-    γ_m(float64) |f| with m = count (the number of inputs and outputs)."""
-    result, lossy, failure = _tracked_run(layer.forward, arguments)
-    if failure is None:
-        bounds, model = _running_bounds([result], [outputs], lossy)
-        if bounds is not None:
-            return bounds[0], model
-        failure = model
-    error = gamma(count, np.float64) * np.abs(outputs)
-    measured = measured_rounding(layer.forward, arguments, [outputs])
-    if measured is not None:
-        error = error + measured[0]
-    return error, f"fallback model: the forward ({failure})"

@@ -38,14 +38,8 @@ from gradcheck.core.tolerance import gamma, unit_roundoff
 from gradcheck.diagnosis.classes import diagnose_draws
 from gradcheck.diagnosis.user import user_evidence
 from gradcheck.errors import UsageError, UserCodeError
-from gradcheck.user.calls import (
-    forward_bound,
-    hand_written_bounds,
-    measured_rounding,
-    reference_forward,
-    run_user_code,
-    user_frames,
-)
+from gradcheck.user.bounds import forward_bound, hand_written_bounds, measured_rounding
+from gradcheck.user.calls import reference_forward, run_user_code, user_frames
 from gradcheck.user.compare import (
     Findings,
     compare,
@@ -62,6 +56,7 @@ from gradcheck.user.oracles import (
     autograd_reference,
     differences,
 )
+from gradcheck.user.outputs import OutputLayout, layout_of, outputs_of, single_output_view
 from gradcheck.user.types import (
     Memo,
     Options,
@@ -98,8 +93,9 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
     mark = lap("user code", started)
     hand_bounds, hand_model = hand_written_bounds(layer, case, grads)
     arguments64, dout64, out64 = reference_forward(layer, case, out)
+    layout = layout_of(layer.signature, case.sizes)
     count = sum(a.size for a in case.arguments) + out.size + 1  # m of the fallback model
-    forward_error, forward_model = forward_bound(layer, arguments64, out64, count)
+    forward_error, forward_model = forward_bound(layer, arguments64, out64, count, layout)
     mark = lap("error model", mark)
 
     # 2. finite differences, and the kink test
@@ -108,7 +104,7 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         if reason is not None:
             return _non_differentiable(summary, reason, seconds, started)
     try:
-        fd = _differences(layer, case, arguments64, dout64, out64, forward_error)
+        fd = _differences(layer, case, layout, arguments64, dout64, out64, forward_error)
     except StencilError as where:
         reason = f"the forward is not finite within the finite-difference step of {where}"
         return _non_differentiable(summary, reason, seconds, started)
@@ -120,14 +116,14 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
 
     # 3. autograd (not at a kink: it picks one side there, as the user's code may)
     skipped: dict[str, str] = {}
-    ad = _autograd(layer, options, memo, arguments64, dout64, out64, skipped)
+    ad = _autograd(layer, options, memo, layout, arguments64, dout64, out64, skipped)
     if kinked and ad is not None:
         skipped["autograd"] = "at a kink: only the one-sided differences apply"
         ad = None
     mark = lap("autograd", mark)
 
     # 4. what each side is charged, then every comparison
-    measured = measured_rounding(layer.backward, (case.dout, *case.arguments), grads)
+    measured = measured_rounding(layer.backward, (*case.output_douts, *case.arguments), grads)
     hand_error, ad_error = _charges(
         layer, case, grads, fd, dout64, ad, hand_bounds, measured, count
     )
@@ -175,8 +171,7 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
             for i, k in enumerate(layer.wrt)
         ]
         evidence = user_evidence(
-            layer,
-            case,
+            *single_output_view(layer, case),
             grads,
             references,
             bounds,
@@ -205,6 +200,7 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
 def _differences(
     layer: UserLayer,
     case: UserCase,
+    layout: OutputLayout,
     arguments64: tuple[np.ndarray, ...],
     dout64: np.ndarray,
     out64: np.ndarray,
@@ -227,8 +223,12 @@ def _differences(
                 function="forward",
                 case=case,
             ) from error
-        result = np.asarray(value, dtype=np.float64)
-        if result.shape != out64.shape or not np.all(np.isfinite(result)):
+        items = [value] if layout.single else outputs_of(value)
+        shapes = [np.shape(item) for item in items]
+        if shapes != list(layout.shapes):
+            raise StencilError(names[which])
+        result = np.asarray(layout.join([np.asarray(v, dtype=np.float64) for v in items]))
+        if not np.all(np.isfinite(result)):
             raise StencilError(names[which])
         return result
 
@@ -241,6 +241,7 @@ def _autograd(
     layer: UserLayer,
     options: Options,
     memo: Memo,
+    layout: OutputLayout,
     arguments64: tuple[np.ndarray, ...],
     dout64: np.ndarray,
     out64: np.ndarray,
@@ -251,7 +252,8 @@ def _autograd(
         skipped["autograd"] = "switched off (autograd=False)"
         return None
     try:
-        ad = autograd_reference(layer.forward, arguments64, layer.wrt, dout64, out64)
+        douts, outputs = layout.split(dout64), layout.split(out64)
+        ad = autograd_reference(layer.forward, arguments64, layer.wrt, douts, outputs)
     except NotTraceableError as error:
         memo.autograd_skipped = f"forward is not traceable ({error})"
         if options.autograd:

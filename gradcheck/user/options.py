@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradcheck.errors import UsageError
-from gradcheck.user.signature import Signature, parse_signature
+from gradcheck.user.expressions import parse_constraint
+from gradcheck.user.signature import Requirement, Signature, parse_signature
 from gradcheck.user.types import Options
 
 _KINKS = ("redraw", "subgradient")
@@ -18,9 +19,20 @@ def signature_of(signature: Any) -> Signature:
     return signature if isinstance(signature, Signature) else parse_signature(signature)
 
 
-def differentiated(wrt: Sequence[int | str] | None, names: tuple[str, ...]) -> tuple[int, ...]:
+def differentiated(
+    wrt: Sequence[int | str] | None,
+    names: tuple[str, ...],
+    signature: Signature | None = None,
+) -> tuple[int, ...]:
+    """The positions of the differentiated arguments: those wrt names (by name or
+    position), by default every float argument; int and bool arguments never are."""
+    floats = tuple(range(len(names))) if signature is None else signature.float_inputs
     if wrt is None:
-        return tuple(range(len(names)))
+        if not floats:
+            raise UsageError(
+                f"the signature {signature} has no float argument: nothing to differentiate"
+            )
+        return floats
     if isinstance(wrt, str | int):
         wrt = [wrt]
     if not isinstance(wrt, Sequence):
@@ -40,14 +52,49 @@ def differentiated(wrt: Sequence[int | str] | None, names: tuple[str, ...]) -> t
             )
         if index in chosen:
             raise UsageError(f"wrt names argument {names[index]!r} twice")
+        if index not in floats:
+            assert signature is not None
+            raise UsageError(
+                f"wrt names {names[index]!r}, which the signature {signature} declares "
+                f"{signature.types[index]}: only float arguments are differentiated (int and "
+                "bool arguments are drawn in their range and passed as they are)"
+            )
         chosen.append(index)
     if not chosen:
         raise UsageError("wrt must name at least one argument to differentiate")
     return tuple(sorted(chosen))  # backward returns them in the forward's order
 
 
+def constraints_of(constraints: Any, signature: Signature) -> tuple[Requirement, ...]:
+    """The user's constraints on the sizes ("h >= p", "h % 2 == 0", "1 <= p <= h"), each
+    naming only sizes of the signature."""
+    if constraints is None:
+        return ()
+    if isinstance(constraints, str):
+        constraints = (constraints,)
+    if not isinstance(constraints, Sequence):
+        raise UsageError(
+            f"constraints takes a sequence of strings such as ('h >= p', 'h % 2 == 0'), got "
+            f"{constraints!r}"
+        )
+    found: list[Requirement] = []
+    for text in constraints:
+        where = f"the constraint {text!r}"
+        for comparison in parse_constraint(text, where):
+            unknown = [n for n in comparison.names if n not in signature.names]
+            if unknown:
+                raise UsageError(
+                    f"{where} names {unknown[0]!r}, which the signature {signature} does not "
+                    f"(its sizes: {', '.join(signature.names) or 'none'})"
+                )
+            found.append(Requirement(comparison, where, "constraint"))
+    return tuple(found)
+
+
 def bounds_of(
-    bounds: Sequence[tuple[float, float] | None] | None, names: tuple[str, ...]
+    bounds: Sequence[tuple[float, float] | None] | None,
+    names: tuple[str, ...],
+    signature: Signature | None = None,
 ) -> tuple[tuple[float, float] | None, ...]:
     if bounds is None:
         return (None,) * len(names)
@@ -57,10 +104,15 @@ def bounds_of(
             f"({len(names)}: {', '.join(names)}), got {bounds!r}"
         )
     result: list[tuple[float, float] | None] = []
-    for name, pair in zip(names, bounds, strict=True):
+    for k, (name, pair) in enumerate(zip(names, bounds, strict=True)):
         if pair is None:
             result.append(None)
             continue
+        if signature is not None and not signature.types[k].is_float:
+            raise UsageError(
+                f"bounds for {name} must be None: it is {signature.types[k]}, whose range the "
+                f"signature {signature} gives"
+            )
         try:
             low, high = (float(v) for v in pair)
         except (TypeError, ValueError):

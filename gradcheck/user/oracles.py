@@ -230,9 +230,10 @@ def _energy(
     forward: Forward,
     arguments: Sequence[Any],
     which: Sequence[int],
-    weights: Any,
-    expected: np.ndarray,
+    weights: Sequence[Any],
+    expected: Sequence[np.ndarray],
 ) -> Callable[[tuple[Any, ...]], Any]:
+    """E = Σ_k ⟨weights_k, out_k⟩ over the forward's outputs (one, or a tuple)."""
     import autograd.numpy as anp
     from autograd.numpy.numpy_boxes import ArrayBox
 
@@ -240,43 +241,59 @@ def _energy(
         full = list(arguments)
         for k, value in zip(which, differentiated, strict=True):
             full[k] = value
-        out = forward(*full)
-        if not isinstance(out, ArrayBox):
+        result = forward(*full)
+        outs = list(result) if len(expected) > 1 and isinstance(result, tuple | list) else [result]
+        if len(outs) != len(expected):
+            raise NotTraceableError(f"the traced forward returned {len(outs)} outputs")
+        if not any(isinstance(out, ArrayBox) for out in outs):
             raise NotTraceableError(
-                f"the forward returned a plain {type(out).__name__} from autograd's boxes "
+                f"the forward returned a plain {type(outs[0]).__name__} from autograd's boxes "
                 "(it is not written with autograd.numpy)"
             )
-        value = out._value
-        if isinstance(value, np.generic | float):  # a scalar output, such as a loss
-            value = np.asarray(value)
-        if isinstance(value, Tracked):  # another order of the same sums: within twice the bound
-            differs = value.shape != expected.shape or bool(
-                np.any(np.abs(value.value - expected) > 2.0 * value.error)
-            )
-        elif not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-            raise NotTraceableError(f"the traced forward computed a {type(value).__name__}")
-        else:
-            differs = value.shape != expected.shape or value.tobytes() != expected.tobytes()
-        if differs:
-            raise NotTraceableError("the traced forward computes other values than the forward")
-        return anp.sum(weights * out)
+        terms = []
+        for out, weight, wanted in zip(outs, weights, expected, strict=True):
+            _require_the_same(out._value if isinstance(out, ArrayBox) else out, wanted)
+            terms.append(anp.sum(weight * out))
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
 
     return energy
+
+
+def _require_the_same(value: Any, expected: np.ndarray) -> None:
+    """A traced output must be the forward's (a Tracked one within twice its bound: the
+    same sums in another order)."""
+    if isinstance(value, np.generic | float):  # a scalar output, such as a loss
+        value = np.asarray(value)
+    if isinstance(value, Tracked):
+        differs = value.shape != expected.shape or bool(
+            np.any(np.abs(value.value - expected) > 2.0 * value.error)
+        )
+    elif not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        raise NotTraceableError(f"the traced forward computed a {type(value).__name__}")
+    else:
+        differs = value.shape != expected.shape or value.tobytes() != expected.tobytes()
+    if differs:
+        raise NotTraceableError("the traced forward computes other values than the forward")
 
 
 def autograd_reference(
     forward: Forward,
     arguments: Sequence[np.ndarray],
     which: Sequence[int],
-    dout: np.ndarray,
-    outputs: np.ndarray,
+    douts: Sequence[np.ndarray],
+    outputs: Sequence[np.ndarray],
 ) -> AutogradReference:
-    """Reverse mode for E through the forward, in float64; raises NotTraceable when the
-    forward does not go through autograd (plain numpy on a box, a result independent of
-    the inputs, values that differ from the forward's)."""
+    """Reverse mode for E = Σ_k ⟨dout_k, out_k⟩ through the forward, in float64 (one
+    dout and output per output of the forward); raises NotTraceable when the forward
+    does not go through autograd (plain numpy on a box, a result independent of the
+    inputs, values that differ from the forward's). Int and bool arguments are passed
+    as they are."""
     import autograd
 
-    plain = _energy(forward, arguments, which, dout, outputs)
+    plain = _energy(forward, arguments, which, douts, outputs)
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.filterwarnings("error", message="Output seems independent of input")
@@ -293,8 +310,8 @@ def autograd_reference(
     for k, g in zip(which, gradients, strict=True):
         if g.shape != arguments[k].shape:
             raise NotTraceableError(f"autograd returned a gradient of shape {g.shape}")
-    tracked_arguments = [track(a) for a in arguments]
-    energy = _energy(forward, tracked_arguments, which, track(dout), outputs)
+    tracked_arguments = [track(a) if a.dtype.kind == "f" else a for a in arguments]
+    energy = _energy(forward, tracked_arguments, which, [track(d) for d in douts], outputs)
     try:
         with recording() as events:
             result = oracles.reverse_mode(energy, tuple(tracked_arguments[k] for k in which))

@@ -33,8 +33,10 @@ from gradcheck.errors import (
 from gradcheck.report import Failure
 from gradcheck.user.adapters import qualified_name
 from gradcheck.user.calls import confirm_deterministic
-from gradcheck.user.draw import Plan, case_from_example, cases, decode, reproduction
+from gradcheck.user.draw import Plan, cases, decode
 from gradcheck.user.engine import check_example
+from gradcheck.user.example import case_from_example
+from gradcheck.user.reproduce import reproduction
 from gradcheck.user.summary import LayerCheck
 from gradcheck.user.types import Memo, Options, UserCase, UserLayer
 
@@ -43,24 +45,16 @@ _collector: contextvars.ContextVar[list[LayerCheck] | None] = contextvars.Contex
 )
 
 
-_keep_going: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "gradcheck_keep_going", default=False
-)
-
-
 @contextmanager
-def collect(*, keep_going: bool = False) -> Iterator[list[LayerCheck]]:
+def collect() -> Iterator[list[LayerCheck]]:
     """Collect the LayerCheck of every check run inside the block, passed or not (the
-    pytest plugin uses it for its summary and report). keep_going: a check that fails or
-    errs returns its LayerCheck instead of raising, so that a function of several checks
-    runs them all (`gradcheck check`)."""
+    pytest plugin uses it for its summary and report)."""
     checks: list[LayerCheck] = []
-    token, going = _collector.set(checks), _keep_going.set(keep_going)
+    token = _collector.set(checks)
     try:
         yield checks
     finally:
         _collector.reset(token)
-        _keep_going.reset(going)
 
 
 # ---- running ------------------------------------------------------------------------------------
@@ -109,7 +103,7 @@ def run(
     collector = _collector.get()
     try:
         if example is not None:
-            case = case_from_example(layer, example)
+            case = case_from_example(layer, plan, example)
             _one(layer, source, case, options, memo, summary, inside=False)
         else:
             key = ":".join(
@@ -128,13 +122,9 @@ def run(
         if summary.failure is not None:
             summary.failure.diagnosis = error.diagnosis
         summary.outcome, summary.message = "failed", str(error)
-        if _keep_going.get():  # recorded; the next check of a function of checks runs
-            return summary
         raise error from None
     except GradcheckError as error:
-        summary.add_error(error, plan.dtypes[0].name)  # a cell "error" in the report
-        if _keep_going.get():
-            return summary
+        summary.outcome, summary.message = "error", f"{type(error).__name__}: {error}"
         raise
     finally:
         if collector is not None:
@@ -293,7 +283,7 @@ def _one(
             result,  # type: ignore[arg-type]
             z=case.arguments[0],
             theta=list(case.arguments[1:]),
-            delta=case.dout,
+            delta=case.dout if case.douts is None else [d.tolist() for d in case.douts],
             reproduction=snippet,
         )
         raise error

@@ -78,29 +78,48 @@ class Memo:
 
 def format_array(value: np.ndarray) -> str:
     if value.size > SHOWN_ARRAY_SIZE:
+        low, high = (f(value).item() for f in (np.min, np.max))
+        shown = (f"{low:.6g}", f"{high:.6g}") if value.dtype.kind == "f" else (low, high)
         return (
-            f"<{value.dtype.name} array of shape {value.shape}, values in "
-            f"[{np.min(value):.6g}, {np.max(value):.6g}]>"
+            f"<{value.dtype.name} array of shape {value.shape}, values in [{shown[0]}, {shown[1]}]>"
         )
     return repr(value.tolist())  # float reprs round-trip; float32 values are exact in them
 
 
 @dataclass(frozen=True, eq=False)
 class UserCase:
-    """One draw for a user's layer: the named sizes, the forward's arguments and dout,
-    all in one dtype."""
+    """One draw for a user's layer: the named sizes, the forward's arguments and dout.
+    The float arguments and dout share one dtype; int and bool arguments keep theirs.
+
+    With several outputs, douts holds one dout per output and dout is their join
+    (`gradcheck.user.outputs`), which the oracles work on; with one, douts is None.
+    """
 
     sizes: Mapping[str, int]
     arguments: tuple[np.ndarray, ...]
     dout: np.ndarray
     names: tuple[str, ...]
+    douts: tuple[np.ndarray, ...] | None = None
 
     @property
     def dtype(self) -> np.dtype[Any]:
         return self.dout.dtype
 
+    @property
+    def output_douts(self) -> tuple[np.ndarray, ...]:
+        """One dout per output, in the order the backward takes them."""
+        return self.douts if self.douts is not None else (self.dout,)
+
+    @property
+    def dout_names(self) -> tuple[str, ...]:
+        douts = self.output_douts
+        return ("dout",) if len(douts) == 1 else tuple(f"dout{k}" for k in range(len(douts)))
+
     def arrays(self) -> tuple[tuple[str, np.ndarray], ...]:
-        return (*zip(self.names, self.arguments, strict=True), ("dout", self.dout))
+        return (
+            *zip(self.names, self.arguments, strict=True),
+            *zip(self.dout_names, self.output_douts, strict=True),
+        )
 
     @property
     def entries(self) -> int:
