@@ -16,6 +16,7 @@ import pytest
 
 from gradcheck import Case, Verdict, check
 from gradcheck.catalogue.activations import ACTIVATIONS
+from gradcheck.catalogue.checker import check_large
 from gradcheck.catalogue.hand_written import rank_one_reference
 from gradcheck.catalogue.layers import LAYER_TYPES
 from gradcheck.core import differences, oracles
@@ -205,3 +206,35 @@ def test_the_reference_is_within_its_bound_at_every_magnitude(scale):
             exact = exact_dense_gradient(z, theta, delta, derivative)
             _, second = first_and_second_look(activation, z, theta, delta)
             assert np.all(np.abs(second.value[0] - exact) <= second.error[0]), (activation, seed)
+
+
+@pytest.mark.parametrize(
+    ("layer", "layout"),
+    [("dense", "columns"), ("elementwise", "columns"), ("elementwise", "probes")],
+)
+def test_the_large_path_charges_the_rounding_where_it_differences(layer, layout):
+    """square with θ × 1e-10 checked block by block: the stencil's sums are per output and
+    each block's share that misses is differenced again with the rounding at its stencil
+    points. The hand-written A is the exact gradient (rational arithmetic)."""
+    rng = np.random.default_rng(0)
+    row = LAYER_TYPES[layer]
+    units = 6 if row.square else 40
+    z = rng.normal(size=(3, 6))
+    theta = rng.normal(size=(units, row.parameters_per_unit(6))) * 1e-10
+    delta = rng.normal(size=(3, units))
+    case = Case(layer_type=layer, activation="square", z=z, theta=theta, delta=delta)
+    result = check_large(case, finite_differences=layout, block_units=7)
+    assert result.verdict is Verdict.PASS, result.message
+    hand = np.einsum("nj,njp->jp", delta, row.unit_jacobian(z, theta, ACTIVATIONS["square"]))
+    exact = np.empty(theta.shape)
+    for j, p in np.ndindex(theta.shape):  # E = Σ_n δ_nj a_nj², a_nj = Σ_q θ_jq x_njq
+        total = Fraction(0)
+        for n in range(z.shape[0]):
+            # the coefficients x_nj of θ_j in a_nj: dense [z_n, 1], elementwise (z_nj, 1)
+            x = [*z[n], 1.0] if layer == "dense" else [z[n, j], 1.0]
+            a = sum(
+                Fraction(float(t)) * Fraction(float(c)) for t, c in zip(theta[j], x, strict=True)
+            )
+            total += Fraction(float(delta[n, j])) * 2 * a * Fraction(float(x[p]))
+        exact[j, p] = float(total)
+    assert np.allclose(hand, exact, rtol=1e-12, atol=0)

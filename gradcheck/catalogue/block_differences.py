@@ -20,6 +20,16 @@ probe. The per-entry guarantee comes from autograd, which compares every entry o
 δ_in. E and ⟨A, w⟩ are sums over units, so each block adds its share to them; the
 directions in z are drawn once and shared by every block.
 
+**Error model.** The stencil's sums (`gradcheck.core.differences.difference_sums`: the
+truncation output by output, the rounding of the differenced values) are sums over
+outputs, so each block adds its share and the extrapolation runs once on the totals.
+Each block's share is also held against the hand-written share on its own (A_b for
+columns; ⟨A_b, w_b⟩ and ⟨δ_in,b, v⟩ for probes; the block's δ_in share for input
+columns): where a share misses its bound, the block's stencil is evaluated again on
+Tracked arrays, charging the forward's rounding at the stencil points instead of at
+(z, θ) (the second look of `gradcheck.core.differences`). A total is within the sum of
+its shares' bounds, so a total that fails has a share that failed and was looked at again.
+
 `BlockDifferences` holds what accumulates over blocks; the probe pieces below it are
 plain functions of arrays.
 This module is free of I/O, hypothesis and pytest.
@@ -36,8 +46,12 @@ import numpy as np
 from gradcheck.catalogue.blockwise import Tally, accumulate
 from gradcheck.core import oracles, tolerance
 from gradcheck.core.comparison import compare
+from gradcheck.core.differences import difference_sums, extrapolate, second_look
 from gradcheck.core.results import Comparison
-from gradcheck.core.tolerance import Tracked
+from gradcheck.core.tolerance import Tracked, track
+
+#: Appended to the method of a comparison whose differences were looked at twice.
+SECOND_LOOK = ", second look: rounding at the stencil points"
 
 
 class BlockDifferences:
@@ -59,80 +73,110 @@ class BlockDifferences:
         self.forward, self.z64 = forward, z64
         self.layout, self.probes, self.seed = layout, probes, seed
         self.column_inputs: Tracked | None = None  # Σ_b ∂E_b/∂z by input columns
-        self.energies: Tracked | None = None  # (4, K): E at θ ± w_k, θ ± 2w_k
-        self.projections: Tracked | None = None  # (4, K): ⟨A, steps taken⟩
-        self.input_energies: Tracked | None = None  # (4, K): E at z ± v_k, z ± 2v_k
+        self.parameter_sums: np.ndarray | None = None  # (7, K): stencil sums along w_k
+        self.projections: Tracked | None = None  # (K,): ⟨A, steps taken⟩
+        self.input_sums: np.ndarray | None = None  # (7, K): stencil sums along v_k
         self.input_variants: np.ndarray | None = None  # (4, K, N, I): z ± v_k, z ± 2v_k
-        self.input_directions: np.ndarray | None = None  # (4, K, N, I): steps taken in z
+        self.input_directions: np.ndarray | None = None  # (K, N, I): the steps v_k in z
+        self.terms = 0  # outputs summed into E so far
 
     def add_block(
         self,
         tally: Callable[[str, str], Tally],
         gradient: Tracked,
+        inputs_share: Tracked,
         theta64: np.ndarray,
         delta64: np.ndarray,
         outputs: Tracked,
         start: int,
     ) -> None:
-        """Units start … of the block (θ_b, δ_b, and f_b with its rounding): columns are
-        compared at once, on the caller's tally(oracle, target); probes accumulate."""
+        """Units start … of the block (θ_b, δ_b, A_b, its share of δ_in, and f_b with its
+        rounding): columns are compared at once, on the caller's tally(oracle, target);
+        probes accumulate."""
         forward_error = np.asarray(outputs.error)
+        self.terms += delta64.size
         arguments = (self.forward, self.z64[None], theta64[None], delta64[None])
         if self.layout == "columns":
             begin = time.perf_counter()
             reference = oracles.parameter_differences(
                 *arguments, forward_error[None], layout="columns"
             )
+            reference, again = second_look(
+                reference, np.asarray(gradient.value)[None], np.asarray(gradient.error)[None],
+                lambda _: oracles.parameter_differences(
+                    *arguments, forward_error[None], layout="columns", tracked=True
+                ),
+            )  # fmt: skip
+            method = reference.method + (SECOND_LOOK if again.any() else "")
             tally("finite-differences", "parameters").add(
-                reference.method, gradient.value, reference.value[0],
+                method, gradient.value, reference.value[0],
                 gradient.error + reference.error[0], offset=start,
                 seconds=time.perf_counter() - begin,
             )  # fmt: skip
             share = oracles.input_differences(*arguments, forward_error[None], layout="columns")
+            share, _ = second_look(
+                share, np.asarray(inputs_share.value)[None], np.asarray(inputs_share.error)[None],
+                lambda _: oracles.input_differences(
+                    *arguments, forward_error[None], layout="columns", tracked=True
+                ),
+            )  # fmt: skip
             self.column_inputs = accumulate(
                 self.column_inputs, Tracked(share.value[0], share.error[0])
             )
             return
-        # Rounding of E_b, charged to every variant as `oracles` does: Σ|δ| e_f + γ Σ|δ f|.
-        rounding = float(
-            oracles.energy_rounding(delta64, np.asarray(outputs.value), forward_error, (0, 1))
-        )
-        self.probe_parameters(gradient, theta64, delta64, rounding, start)
-        self.probe_inputs(theta64, delta64, rounding)
+        # The forward's rounding at (z, θ) stands for its rounding at the stencil points on
+        # the first look: Σ|δ| e_f for each of the two points of a difference.
+        at_x = 2.0 * float(np.sum(np.abs(delta64) * forward_error))
+        self.probe_parameters(gradient, theta64, delta64, at_x, start)
+        self.probe_inputs(inputs_share, theta64, delta64, at_x)
 
     def probe_parameters(
         self,
         gradient: Tracked,
         theta64: np.ndarray,
         delta64: np.ndarray,
-        rounding: float,
+        at_x: float,
         start: int,
     ) -> None:
-        """This block's share of E at θ ± w_k, θ ± 2w_k and of ⟨A, w_k⟩, w_k = s_k ⊙ h."""
+        """This block's stencil sums along w_k = s_k ⊙ h and its ⟨A_b, w_k⟩."""
         rng = np.random.default_rng([self.seed, 2, start])
         directions = signed_steps(rng, self.probes, theta64)
         variants = shifted(theta64, directions)
-        outputs = np.asarray(self.forward(self.z64, variants.reshape((-1,) + theta64.shape)))
-        del variants
-        values = np.einsum("vnj,nj->v", outputs, delta64).reshape(4, self.probes)
-        del outputs
-        self.energies = accumulate(self.energies, Tracked(values, np.full(values.shape, rounding)))
         projected = projections(directions, gradient, theta64)
+
+        def sums(tracked: bool) -> np.ndarray:
+            z = track(self.z64) if tracked else self.z64
+            moved = variants.reshape((-1,) + theta64.shape)
+            return stencil_sums(
+                self.forward(z, track(moved) if tracked else moved), delta64, at_x, tracked
+            )
+
+        found = block_share(sums, projected, delta64.size)
+        self.parameter_sums = found if self.parameter_sums is None else self.parameter_sums + found
         self.projections = accumulate(self.projections, projected)
 
-    def probe_inputs(self, theta64: np.ndarray, delta64: np.ndarray, rounding: float) -> None:
-        """This block's share of E at z ± v_k, z ± 2v_k (the same v_k for every block)."""
+    def probe_inputs(
+        self, inputs_share: Tracked, theta64: np.ndarray, delta64: np.ndarray, at_x: float
+    ) -> None:
+        """This block's stencil sums along z ± v_k, z ± 2v_k (the same v_k for every block)."""
         if self.input_directions is None:
             rng = np.random.default_rng([self.seed, 3])
             self.input_directions = signed_steps(rng, self.probes, self.z64)
             self.input_variants = shifted(self.z64, self.input_directions)
         variants = self.input_variants
         assert variants is not None
-        outputs = np.asarray(self.forward(variants.reshape((-1,) + self.z64.shape), theta64))
-        values = np.einsum("vnj,nj->v", outputs, delta64).reshape(variants.shape[:2])
-        self.input_energies = accumulate(
-            self.input_energies, Tracked(values, np.full(values.shape, rounding))
-        )
+        projected = projections(self.input_directions, inputs_share, self.z64)
+
+        def sums(tracked: bool) -> np.ndarray:
+            moved = variants.reshape((-1,) + self.z64.shape)
+            if tracked:
+                return stencil_sums(
+                    self.forward(track(moved), track(theta64)), delta64, at_x, tracked
+                )
+            return stencil_sums(self.forward(moved, theta64), delta64, at_x, tracked)
+
+        found = block_share(sums, projected, delta64.size)
+        self.input_sums = found if self.input_sums is None else self.input_sums + found
 
     def comparisons(self, inputs_gradient: Tracked, begin: float) -> list[Comparison]:
         """Once every block is in: the hand-written δ_in against the input columns, and
@@ -145,13 +189,17 @@ class BlockDifferences:
                 np.asarray(hand.value)[None], np.asarray(reference.value)[None],
                 (hand.error + reference.error)[None], time.perf_counter() - begin,
             )  # fmt: skip
-        if self.energies is not None and self.projections is not None:
+        if self.parameter_sums is not None and self.projections is not None:
             found.append(
-                probe_comparison("parameters", self.energies, self.projections, self.probes)
+                probe_comparison(
+                    "parameters", self.parameter_sums, self.projections, self.probes, self.terms
+                )
             )
-        if self.input_energies is not None and self.input_directions is not None:
+        if self.input_sums is not None and self.input_directions is not None:
             projected = projections(self.input_directions, hand, self.z64)
-            found.append(probe_comparison("inputs", self.input_energies, projected, self.probes))
+            found.append(
+                probe_comparison("inputs", self.input_sums, projected, self.probes, self.terms)
+            )
         return found
 
 
@@ -206,20 +254,48 @@ def projections(directions: np.ndarray, gradient: Tracked, x: np.ndarray) -> Tra
     return Tracked(projected, np.full(projected.shape, float(weighted + taken)))
 
 
-def probe_comparison(
-    target: str, energies: Tracked, projections: Tracked, count: int
-) -> Comparison:
-    """Extrapolated directional derivatives (4 D(w) - D(2w)) / 3 of E, with
-    D(w) = (E(x + w) - E(x - w)) / 2, against the hand-written ⟨g, w⟩."""
-    begin = time.perf_counter()
-    plus1, minus1, plus2, minus2 = np.asarray(energies.value)
-    rho = np.asarray(energies.error)
-    estimate, error = oracles.richardson(
-        (plus1 - minus1) / 2.0,
-        (plus2 - minus2) / 4.0,
-        (rho[0] + rho[1]) / 2.0,
-        (rho[2] + rho[3]) / 4.0,
+def stencil_sums(outputs: Any, delta64: np.ndarray, at_x: float, tracked: bool) -> np.ndarray:
+    """The stencil sums (`gradcheck.core.differences.SUMS`, (7, K)) of one block from its
+    outputs at z or θ + w, - w, + 2w, - 2w for K directions ((4K, N, J_b), Tracked when
+    tracked: then the forward's rounding is charged at each point, else at_x stands for
+    it). Steps are in units of w."""
+    values = np.asarray(getattr(outputs, "value", outputs), dtype=np.float64)
+    values = values.reshape((4, -1) + values.shape[1:])
+    errors1 = errors2 = None
+    if tracked:
+        error = np.asarray(outputs.error).reshape(values.shape)
+        errors1, errors2 = error[0] + error[1], error[2] + error[3]
+    sums = difference_sums(
+        values[0] - values[1],
+        values[2] - values[3],
+        delta64,
+        lambda a: np.sum(a, axis=(-2, -1)),
+        errors1,
+        errors2,
     )
+    if not tracked:
+        sums[4] += at_x
+        sums[5] += at_x
+    return sums
+
+
+def block_share(sums: Callable[[bool], np.ndarray], projected: Tracked, terms: int) -> np.ndarray:
+    """A block's stencil sums along its probes, looked at again on Tracked arrays when
+    the block's own share ⟨g_b, w⟩ misses its extrapolated difference."""
+    found = sums(False)
+    estimate, error = extrapolate(found, 2.0, 4.0, terms)
+    with np.errstate(invalid="ignore"):
+        missed = np.abs(np.asarray(projected.value) - estimate) > projected.error + error
+    return sums(True) if np.any(missed) else found
+
+
+def probe_comparison(
+    target: str, sums: np.ndarray, projections: Tracked, count: int, terms: int
+) -> Comparison:
+    """Extrapolated directional derivatives D₁ + (D₁ - D₂)/3 of E along each probe, from
+    the stencil sums over every block, against the hand-written ⟨g, w⟩."""
+    begin = time.perf_counter()
+    estimate, error = extrapolate(sums, 2.0, 4.0, terms)
     hand = np.asarray(projections.value)
     bound = np.asarray(projections.error) + error
     (comparison,) = compare(

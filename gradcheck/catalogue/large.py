@@ -303,7 +303,7 @@ class LargeCheck:
         theta = self.theta[start:stop]
         theta64 = np.asarray(theta, dtype=np.float64)
         delta, delta64 = self.delta[:, start:stop], self.delta64[:, start:stop]
-        unit_jacobian, gradient = self.clock.run(
+        unit_jacobian, gradient, inputs_share = self.clock.run(
             "hand-written", lambda: self.hand_written(theta, delta, start)
         )
         if self.invalid is not None or self.non_differentiable is not None:
@@ -323,7 +323,7 @@ class LargeCheck:
                 self.clock.run(
                     "finite-differences",
                     lambda: self.differences.add_block(
-                        self.tally, gradient, theta64, delta64, outputs, start
+                        self.tally, gradient, inputs_share, theta64, delta64, outputs, start
                     ),
                 )
 
@@ -361,12 +361,12 @@ class LargeCheck:
 
     def hand_written(
         self, theta: np.ndarray, delta: np.ndarray, start: int
-    ) -> tuple[Tracked, Tracked]:
+    ) -> tuple[Tracked, Tracked, Tracked]:
         """B_b, A_b and the block's share of δ_in in the case's dtype, with error bounds."""
         hand, events = hand_written_side(self.layer, self.phi, self.z, theta, delta)
         self.mark_events(events, start)
         self.inputs_gradient = accumulate(self.inputs_gradient, hand.inputs_gradient)
-        return hand.unit_jacobian, hand.gradient
+        return hand.unit_jacobian, hand.gradient, hand.inputs_gradient
 
     def dense(
         self,
