@@ -45,16 +45,24 @@ _collector: contextvars.ContextVar[list[LayerCheck] | None] = contextvars.Contex
 )
 
 
+_keep_going: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "gradcheck_keep_going", default=False
+)
+
+
 @contextmanager
-def collect() -> Iterator[list[LayerCheck]]:
+def collect(*, keep_going: bool = False) -> Iterator[list[LayerCheck]]:
     """Collect the LayerCheck of every check run inside the block, passed or not (the
-    pytest plugin uses it for its summary and report)."""
+    pytest plugin uses it for its summary and report). keep_going: a check that fails or
+    errs returns its LayerCheck instead of raising, so that a function of several checks
+    runs them all (`gradcheck check`)."""
     checks: list[LayerCheck] = []
-    token = _collector.set(checks)
+    token, going = _collector.set(checks), _keep_going.set(keep_going)
     try:
         yield checks
     finally:
         _collector.reset(token)
+        _keep_going.reset(going)
 
 
 # ---- running ------------------------------------------------------------------------------------
@@ -122,9 +130,13 @@ def run(
         if summary.failure is not None:
             summary.failure.diagnosis = error.diagnosis
         summary.outcome, summary.message = "failed", str(error)
+        if _keep_going.get():  # recorded; the next check of a function of checks runs
+            return summary
         raise error from None
     except GradcheckError as error:
-        summary.outcome, summary.message = "error", f"{type(error).__name__}: {error}"
+        summary.add_error(error, plan.dtypes[0].name)  # a cell "error" in the report
+        if _keep_going.get():
+            return summary
         raise
     finally:
         if collector is not None:
