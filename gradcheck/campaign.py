@@ -212,7 +212,7 @@ def run_cell(spec: CellSpec, *, examples: int, seed: int, database: str | None) 
                 z=np.asarray(case.z),
                 theta=np.asarray(case.theta),
                 delta=np.asarray(case.delta),
-                reproduction=reproduction(case),
+                reproduction=reproduction(case, result.diagnosis),
                 diagnosis=None if result.diagnosis is None else result.diagnosis.kind,
                 activation=spec.activation,
             )
@@ -328,8 +328,11 @@ def run_network_cell(
 
 
 def _ignore_interrupts() -> None:
-    # Workers leave Ctrl-C to the parent, which stops the pool and saves the report.
+    # Workers leave Ctrl-C and SIGTERM to the parent, which stops the pool (terminating
+    # them) and saves the report; a worker that raised on a signal would print a traceback
+    # (BrokenPipeError, KeyboardInterrupt) for every task it was handed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_packed(arguments: tuple[CellSpec, int, int, str | None]) -> tuple[CellSpec, CellOutcome]:

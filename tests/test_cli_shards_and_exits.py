@@ -3,12 +3,17 @@ errors as cells, exit codes, signals and the files of --out (issue 18)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-from gradcheck import cli
+from gradcheck import campaign, cli
+from gradcheck.cli import output
 from gradcheck.report import read_report
 
 
@@ -188,3 +193,130 @@ def test_the_plugin_reports_errors_as_cells(tmp_path):
     assert cells["aliased"].has_problems  # not a blue pass
     kinds = {f.layer_type: f.exception for f in report.failures}
     assert kinds == {"noisy": "NondeterministicError", "aliased": "AliasedOutputError"}
+
+
+# ---- --out, its lock, --workers -----------------------------------------------------------
+
+ONE_CELL = ["--examples", "1", "--layer-types", "dense", "--activations", "identity"]
+ONE_CELL += ["--dtypes", "float64", "--workers", "1"]
+
+
+def main(capsys, *arguments: str):
+    code = cli.main(list(arguments))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_out_naming_a_file_is_a_usage_error(capsys, tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("not a directory")
+    code, _, err = main(capsys, "run", *ONE_CELL, "--out", str(target))
+    assert code == cli.USAGE_ERROR and str(target) in err and "Traceback" not in err
+    project = _project(tmp_path)
+    code, _, err = gradcheck("check", "my_layers:RAISES", "--out", str(target), cwd=project)
+    assert code == cli.USAGE_ERROR and str(target) in err and "Traceback" not in err
+
+
+def test_a_read_only_disk_is_a_usage_error(capsys, tmp_path, monkeypatch):
+    def read_only(*arguments, **keywords):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "out"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    code, _, err = main(capsys, "run", *ONE_CELL, "--out", str(tmp_path / "out"))
+    assert code == cli.USAGE_ERROR, err
+    assert "Read-only file system" in err and str(tmp_path / "out") in err
+    assert "internal error" not in err and "Traceback" not in err
+
+
+def test_a_full_disk_is_a_usage_error_and_leaves_no_temporary_file(capsys, tmp_path, monkeypatch):
+    write_text = Path.write_text
+
+    def full(self, text, *arguments, **keywords):
+        if self.name.endswith(".tmp"):  # half written, then the disk is full
+            write_text(self, text[: len(text) // 2], *arguments, **keywords)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_text(self, text, *arguments, **keywords)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    out = tmp_path / "out"
+    code, _, err = main(capsys, "run", *ONE_CELL, "--out", str(out))
+    assert code == cli.USAGE_ERROR, err
+    assert "No space left on device" in err and str(out / "report.md") in err
+    assert leftovers(out) == [] and "Traceback" not in err
+
+
+def test_a_second_run_into_the_same_out_is_refused(capsys, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".gradcheck.lock").write_text(f"{first.pid}\n")  # the first run's lock
+        code, _, err = main(capsys, "run", *ONE_CELL, "--out", str(out))
+        assert code == cli.USAGE_ERROR and f"process {first.pid}" in err and str(out) in err
+        assert not (out / "report.json").exists()
+    finally:
+        first.kill()
+        first.wait()
+    # the first run is gone: its lock is stale and taken over, then released
+    code, _, err = main(capsys, "run", *ONE_CELL, "--out", str(out), "--no-html")
+    assert code == cli.OK, err
+    assert not (out / ".gradcheck.lock").exists()
+
+
+def test_workers_are_bounded_by_the_cells(capsys, tmp_path):
+    arguments = [a if a != "1" or i != len(ONE_CELL) - 1 else "30" for i, a in enumerate(ONE_CELL)]
+    code, _, err = main(capsys, "run", *arguments, "--out", str(tmp_path), "--no-html")
+    assert code == cli.OK and "--workers is bounded" in err
+    assert read_report(tmp_path / "report.json").settings["workers"] == 1
+
+
+# ---- signals ------------------------------------------------------------------------------
+
+
+def test_sigterm_is_an_interrupt(tmp_path):
+    errors = (tmp_path / "stderr.txt").open("w")  # a file, not a pipe that could fill up
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gradcheck", "run", "--examples", "200", "--workers", "2",
+         "--out", str(tmp_path), "--database", str(tmp_path / "db"), "--no-html"],
+        stdout=subprocess.DEVNULL, stderr=errors,
+    )  # fmt: skip
+    report = tmp_path / "report.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until a cell is on disk
+        if report.exists() and json.loads(report.read_text())["cells"]:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    errors.close()
+    err = (tmp_path / "stderr.txt").read_text()
+    assert process.returncode == cli.INTERRUPTED, err
+    assert json.loads(report.read_text())["status"] == "interrupted"
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_ctrl_c_after_the_last_cell_keeps_every_cell(capsys, tmp_path, monkeypatch):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(campaign, "cost_points", interrupted)
+    selection = ["--examples", "1", "--layer-types", "dense", "--activations", "identity,tanh"]
+    code, _, err = main(capsys, "run", *selection, "--workers", "1", "--out", str(tmp_path))
+    assert code == cli.INTERRUPTED, err
+    report = read_report(tmp_path / "report.json")
+    assert report.status == "interrupted" and len(report.cells) == 4
+
+
+def test_a_signal_while_rendering_html_leaves_the_report_interrupted(capsys, tmp_path, monkeypatch):
+    def interrupted(report):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output, "render_html", interrupted)
+    code, _, err = main(capsys, "run", *ONE_CELL, "--out", str(tmp_path))
+    assert code == cli.INTERRUPTED, err
+    assert read_report(tmp_path / "report.json").status == "interrupted"
+    assert leftovers(tmp_path) == []

@@ -131,7 +131,8 @@ def _parser() -> _Parser:
         type=_positive,
         default=os.cpu_count() or 1,
         metavar="N",
-        help="processes to run cells in (default: the number of CPUs)",
+        help="processes to run cells in (default and most: the number of CPUs, and no more "
+        "than the cells to run)",
     )
     run.add_argument(
         "--shard",
@@ -256,6 +257,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERRUPTED
     except (GradcheckError, LookupError) as error:
         print(f"gradcheck {arguments.command}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except OSError as error:
+        if error.filename is None:  # not a file the user named: ours to explain
+            print("gradcheck: internal error (please report it):", file=sys.stderr)
+            traceback.print_exc()
+            return INTERNAL_ERROR
+        # A file or directory the user named cannot be read or written (read-only or full
+        # disk, a file where a directory should be): theirs to fix, a usage error.
+        print(
+            f"gradcheck {arguments.command}: error: {error.filename}: {error.strerror or error}",
+            file=sys.stderr,
+        )
         return USAGE_ERROR
     except Exception:
         print("gradcheck: internal error (please report it):", file=sys.stderr)

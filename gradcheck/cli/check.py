@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gradcheck.cli.exits import MISMATCH, NOTHING_CHECKED, OK, USAGE_ERROR
-from gradcheck.cli.output import render
+from gradcheck.cli.output import file_error, locked_out, render
 from gradcheck.errors import (
     GradcheckError,
     SignatureError,
@@ -172,7 +172,6 @@ def command_check(arguments: argparse.Namespace) -> int:
         if check.outcome == "failed":
             print(check.message, file=sys.stderr)
     out: Path = arguments.out
-    out.mkdir(parents=True, exist_ok=True)
     report = Report(
         status="complete",
         environment=environment(),
@@ -180,8 +179,12 @@ def command_check(arguments: argparse.Namespace) -> int:
         cells=list(cells.values()),
         failures=failures,
     )
-    write_report(report, out / "report.json")
-    render(report, out, html=not arguments.no_html)
+    with locked_out(out):
+        try:
+            write_report(report, out / "report.json")
+        except OSError as error:  # a read-only or full disk: the user's to fix
+            raise file_error(error, out / "report.json") from None
+        render(report, out, html=not arguments.no_html)
     print(f"Report: {out / 'report.json'}")
     failed = [check for check in checks if check.outcome != "passed"]
     if failed and all(_usage_error(check) for check in failed):

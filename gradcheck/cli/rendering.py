@@ -32,6 +32,8 @@ def command_report(arguments: argparse.Namespace) -> int:
     if arguments.out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
+        if arguments.out.is_dir():
+            raise GradcheckError(f"--out {arguments.out} is a directory; give a file name")
         arguments.out.parent.mkdir(parents=True, exist_ok=True)
         write_text(arguments.out, text)
     return OK

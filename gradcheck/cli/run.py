@@ -8,16 +8,21 @@ interrupted run leaves a valid report of what finished), and renders the report.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import shlex
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gradcheck import campaign
 from gradcheck.cli.exits import INTERRUPTED, MISMATCH, NOTHING_CHECKED, OK
-from gradcheck.cli.output import render
+from gradcheck.cli.output import file_error, locked_out, render
 from gradcheck.report import Report, ReportWriter, environment
 
 
@@ -102,7 +107,14 @@ def command_run(arguments: argparse.Namespace) -> int:
         # share SHARD_SEED, a whole run draws a fresh one (recorded in the report).
         seed = SHARD_SEED if arguments.shard else random.SystemRandom().randrange(2**31)
     out: Path = arguments.out
-    out.mkdir(parents=True, exist_ok=True)
+    # More processes than cells idle; more than CPUs only compete for them.
+    workers = max(1, min(arguments.workers, len(specs), os.cpu_count() or 1))
+    if workers < arguments.workers:
+        print(
+            f"note: {workers} worker(s), not {arguments.workers}: --workers is bounded by the "
+            f"number of cells ({len(specs)}) and of CPUs ({os.cpu_count() or 1})",
+            file=sys.stderr,
+        )
     report = Report(
         environment=environment(),
         settings={
@@ -115,19 +127,37 @@ def command_run(arguments: argparse.Namespace) -> int:
             "dtypes": list(arguments.dtypes),
             "oracles": ["dense", "autograd", "finite-differences"],
             "shard": arguments.shard,
-            "workers": arguments.workers,
+            "workers": workers,
             "target": None,
         },
     )
+    with locked_out(out), _terminate_as_interrupt():
+        try:
+            return _campaign(arguments, specs, report, seed=seed, workers=workers)
+        except OSError as error:  # a read-only or full disk: the user's to fix
+            raise file_error(error, error.filename or out) from None
+
+
+def _campaign(
+    arguments: argparse.Namespace,
+    specs: list[campaign.CellSpec],
+    report: Report,
+    *,
+    seed: int,
+    workers: int,
+) -> int:
+    out: Path = arguments.out
     print(
         f"gradcheck run: {len(specs)} cells × {arguments.examples} cases, seed {seed}, "
-        f"{arguments.workers} worker(s); writing {out / 'report.json'}",
+        f"{workers} worker(s); writing {out / 'report.json'}",
         flush=True,
     )
     progress = _Progress(len(specs))
     problems = 0
     started = time.perf_counter()
-    writer = ReportWriter(out / "report.json", report)
+    # interval=0: report.json is rewritten as each cell finishes, so no finished cell is
+    # lost whenever the run stops.
+    writer = ReportWriter(out / "report.json", report, interval=0)
 
     def on_outcome(spec: campaign.CellSpec, outcome: campaign.CellOutcome) -> None:
         nonlocal problems
@@ -144,23 +174,26 @@ def command_run(arguments: argparse.Namespace) -> int:
             specs,
             examples=arguments.examples,
             seed=seed,
-            workers=arguments.workers,
+            workers=workers,
             database=arguments.database or campaign.default_database(),
             on_outcome=on_outcome,
         )
+        progress.close()
+        for point in campaign.cost_points():
+            writer.add(point)
+        # Rendered before the report is closed "complete": a signal while rendering
+        # leaves report.json "interrupted", as the exit code says.
+        render(writer.report, out, html=not arguments.no_html)
+        writer.close("complete")
     except KeyboardInterrupt:
         progress.close()
-        writer.close("interrupted")
+        if not writer.closed:
+            writer.close("interrupted")
         print(
             f"\ninterrupted: {out / 'report.json'} holds the {progress.done} cells that finished",
             file=sys.stderr,
         )
         return INTERRUPTED
-    progress.close()
-    for point in campaign.cost_points():
-        writer.add(point)
-    writer.close("complete")
-    render(writer.report, out, html=not arguments.no_html)
     summary = writer.report.summary
     totals = ", ".join(f"{n} {v}" for v, n in summary.verdicts.items() if n)
     print(
@@ -168,3 +201,21 @@ def command_run(arguments: argparse.Namespace) -> int:
         f"({time.perf_counter() - started:.0f} s). Report: {out / 'report.html'}"
     )
     return MISMATCH if problems else OK
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, `kill`, `timeout`) stops the run as Ctrl-C does: the
+    report is closed "interrupted" and the command exits 2. The old handler comes back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(number: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {number}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
