@@ -26,6 +26,9 @@ STATUSES = ("running", "complete", "interrupted")
 #: "error" is not the catalogue checker's: it counts a user layer whose own code raised (the
 #: failure keeps the exception's class and message); reports written before it read as 0.
 VERDICTS = ("pass", "mismatch", "coupled", "non-differentiable", "invalid-input", "error")
+#: The "activation" of a user layer's cell is the style of its check: a report of user
+#: layers is labelled layer × style, and its counterexamples by argument, not z, θ, δ.
+USER_STYLES = frozenset({"functional", "cached", "object", "unit-jacobian", "function"})
 #: The oracles of `gradcheck.catalogue.checker.ORACLES`.
 ORACLES = ("dense", "autograd", "finite-differences")
 #: Edges of the error/bound histograms: a bin a decade from 1e-8 to 1e2. Bins are closed on

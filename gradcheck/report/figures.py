@@ -28,6 +28,10 @@ _LOW, _HIGH = RATIO_BIN_EDGES[0], RATIO_BIN_EDGES[-1]
 # The bound (ratio 1) sits this far along the log colour scale from _LOW to _HIGH.
 _BOUND_AT = (0.0 - math.log10(_LOW)) / (math.log10(_HIGH) - math.log10(_LOW))
 _LABEL_LENGTH = 28
+# Colours are looked up in _COLOURS steps, a multiple of the decades shown, so that the
+# bound is a step's edge; a passing ratio is shown just below the bound.
+_COLOURS = 250
+_PASS_SHOWN = 0.999
 _CSS_DPI = 100  # CSS pixels per inch of figure
 _STYLE: dict[str, Any] = {
     "font.size": 9,
@@ -71,26 +75,68 @@ def _image(figure: Any) -> Image:
 
 
 def _label(text: str) -> str:
-    """A tick label from user code: shortened, and with $ escaped (not math text)."""
-    text = text if len(text) <= _LABEL_LENGTH else text[: _LABEL_LENGTH - 1] + "…"
+    """A tick label from user code: shortened in the middle (the start names the module,
+    the end the layer), and with $ escaped (not math text)."""
+    if len(text) > _LABEL_LENGTH:
+        head = (_LABEL_LENGTH - 1) // 3
+        text = text[:head] + "…" + text[len(text) - (_LABEL_LENGTH - 1 - head) :]
     return text.replace("$", r"\$")
+
+
+def labels(names: list[str]) -> list[str]:
+    """Tick labels for distinct names: shortened while that keeps them apart, else whole
+    (long names that shorten alike would make different layers read the same)."""
+    short = [_label(name) for name in names]
+    if len(set(short)) == len(set(names)):
+        return short
+    return [name.replace("$", r"\$") for name in names]
+
+
+def shown_ratio(ratio: float) -> float:
+    """The ratio a heat-map square is coloured by: within [_LOW, _HIGH], NaN as _HIGH,
+    and a ratio within the bound (≤ 1, a pass) kept below it, so that no passing cell is
+    drawn in a colour of the far side of the bound."""
+    if math.isnan(ratio):
+        return _HIGH
+    if ratio <= 1.0:
+        return min(max(ratio, _LOW), _PASS_SHOWN)
+    return min(max(ratio, _LOW), _HIGH)
+
+
+def cell_colour(ratio: float) -> tuple[float, float, float, float]:
+    """The RGBA colour the heat map gives a cell of this worst error/bound."""
+    from matplotlib.colors import LogNorm
+
+    norm = LogNorm(vmin=_LOW, vmax=_HIGH, clip=True)
+    colour: tuple[float, float, float, float] = ratio_colormap()(norm(shown_ratio(ratio)))
+    return colour
 
 
 def ratio_colormap() -> Any:
     """Blue shades up to the bound (ratio 1), red shades beyond it, on a log scale."""
-    from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.colors import ListedColormap, to_rgb
 
-    below = _BOUND_AT - 1e-6
-    return LinearSegmentedColormap.from_list(
-        "gradcheck-ratio",
-        [(0.0, PASS_LIGHT), (below, PASS_DARK), (_BOUND_AT, MISS_LIGHT), (1.0, MISS_DARK)],
-    )
+    def between(start: str, end: str, t: float) -> tuple[float, ...]:
+        return tuple(a + (b - a) * t for a, b in zip(to_rgb(start), to_rgb(end), strict=True))
+
+    # Step k covers [k/N, (k+1)/N) and takes the colour of its centre, blue below the
+    # bound and red above: the bound is a step's edge, so no step blends the two sides (a
+    # smooth map sampled at N points would draw a ratio of 0.998 orange).
+    edge = round(_BOUND_AT * _COLOURS)
+    steps = [
+        between(PASS_LIGHT, PASS_DARK, (k + 0.5) / edge)
+        if k < edge
+        else between(MISS_LIGHT, MISS_DARK, (k + 0.5 - edge) / (_COLOURS - edge))
+        for k in range(_COLOURS)
+    ]
+    return ListedColormap(steps, name="gradcheck-ratio")
 
 
 def heat_map(report: Report) -> Image | None:
     """Layer type × activation, a panel per dtype, coloured by the worst error/bound.
 
-    Cells with a mismatch are marked ×, with invalid input !, coupled-only cells are drawn
+    Cells with a mismatch are marked ×, with an error E, with invalid input !, with
+    non-differentiable draws n; coupled-only cells are drawn
     in purple (their ratios measure the coupling, not a bug); grey is not run or nothing
     compared. None when the report has no cells.
     """
@@ -118,8 +164,7 @@ def heat_map(report: Report) -> Image | None:
                 for j, activation in enumerate(activations):
                     cell = cells.get((layer, activation, dtype))
                     if cell is not None and cell.worst_ratio is not None and not cell.coupled_only:
-                        ratio = cell.worst_ratio
-                        values[i, j] = _HIGH if math.isnan(ratio) else min(max(ratio, _LOW), _HIGH)
+                        values[i, j] = shown_ratio(cell.worst_ratio)
             image = ax.imshow(
                 np.ma.masked_invalid(values), cmap=colormap, norm=norm, aspect="auto",
                 interpolation="nearest",
@@ -128,9 +173,11 @@ def heat_map(report: Report) -> Image | None:
                 for j, activation in enumerate(activations):
                     _mark(ax, cells.get((layer, activation, dtype)), i, j, Rectangle)
             ax.set_title(_label(dtype), loc="left")
-            ax.set_xticks(range(len(activations)), [_label(a) for a in activations],
+            ax.set_xticks(range(len(activations)), labels(activations),
                           rotation=50, ha="right", rotation_mode="anchor")  # fmt: skip
-            ax.set_yticks(range(len(layers)), [_label(t) for t in layers])
+            ax.set_yticks(range(len(layers)), labels(layers))
+            ax.set_ylabel(report.axes[0])
+            ax.set_xlabel(report.axes[1])
             ax.set_xticks(np.arange(len(activations) + 1) - 0.5, minor=True)
             ax.set_yticks(np.arange(len(layers) + 1) - 0.5, minor=True)
             ax.grid(which="minor", color="white", linewidth=1.5)
@@ -163,6 +210,8 @@ def _mark(ax: Any, cell: Cell | None, i: int, j: int, rectangle: Any) -> None:
     elif cell.verdicts["invalid-input"]:
         ax.text(j, i, "!", ha="center", va="center", fontsize=10, fontweight="bold",
                 color="#7f2704")  # fmt: skip
+    elif cell.verdicts["non-differentiable"]:
+        ax.text(j, i, "n", ha="center", va="center", fontsize=8, color="#5a4a00")
 
 
 def bin_labels() -> list[str]:

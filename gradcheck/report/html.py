@@ -15,7 +15,8 @@ from typing import Any
 
 from gradcheck.errors import GradcheckError
 from gradcheck.report import figures
-from gradcheck.report.markdown import number
+from gradcheck.report._values import USER_STYLES
+from gradcheck.report.markdown import array_names, number, shape_text
 from gradcheck.report.model import ORACLES, VERDICTS, Cell, Failure, Report
 
 _INSTALL = "pip install 'gradcheck[report]'"
@@ -74,12 +75,12 @@ def _size(values: Any) -> int:
 def _failure_view(index: int, failure: Failure) -> dict[str, Any]:
     case = failure.case
     arrays = []
-    for name, symbol in (("z", "z"), ("theta", "θ"), ("delta", "δ")):
+    for name, symbol in array_names(failure).items():
         shape = case.shapes.get(name)
         values = getattr(case, name)
         arrays.append({
             "name": symbol,
-            "shape": "ragged" if shape is None else " × ".join(map(str, shape)) or "scalar",
+            "shape": shape_text(failure, name, shape).replace("×", " × "),
             "text": _array_text(values) if _size(values) <= MAX_SHOWN_ENTRIES else None,
         })  # fmt: skip
     oracles = [o for o in ORACLES if any(o in r.references for r in failure.worst_entries)]
@@ -133,6 +134,9 @@ def _view(report: Report) -> dict[str, Any]:
     return {
         "report": report,
         "summary": summary,
+        "axes": report.axes,
+        "user_layers": report.user_layers,
+        "user_styles": sorted(USER_STYLES),
         "verdicts": VERDICTS,
         "worst": number(max(worst, key=lambda r: math.inf if math.isnan(r) else r))
         if worst

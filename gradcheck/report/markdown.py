@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Iterable
 
+from gradcheck.report._values import USER_STYLES
 from gradcheck.report.model import ORACLES, VERDICTS, Cell, Failure, Report, WorstEntry
 
 #: With at most this many cells every cell is listed; with more, only cells with problems.
@@ -71,6 +72,11 @@ def _problem_order(cell: Cell) -> tuple[int, int, int, tuple[str, str, str]]:
     return (-v["mismatch"], -v["error"], -v["invalid-input"], cell.key)
 
 
+def _closest_to_bound(cell: Cell) -> tuple[float, tuple[str, str, str]]:
+    ratio = cell.worst_ratio
+    return (-(ratio if ratio is not None and ratio == ratio else 0.0), cell.key)
+
+
 def _worst(cell: Cell) -> str:
     text = number(cell.worst_ratio)
     return f"{text} (coupled)" if cell.coupled_only and cell.worst_ratio is not None else text
@@ -81,7 +87,10 @@ def _cells(report: Report, max_cells: int) -> list[str]:
         return ["No cell has finished yet."]
     cells = sorted(report.cells, key=_problem_order)
     shown = cells if len(cells) <= max_cells else [c for c in cells if c.has_problems][:max_cells]
-    header = ["layer type", "activation", "dtype", "examples", *VERDICTS, "worst error/bound"]
+    quiet = not shown
+    if quiet:  # nothing went wrong: the cells closest to their bound
+        shown = sorted(cells, key=_closest_to_bound)[:max_cells]
+    header = [*report.axes, "dtype", "examples", *VERDICTS, "worst error/bound"]
     rows = [
         [escape(c.layer_type), escape(c.activation), escape(c.dtype), str(c.examples)]
         + [str(c.verdicts[v]) if c.verdicts[v] else "·" for v in VERDICTS]
@@ -90,7 +99,9 @@ def _cells(report: Report, max_cells: int) -> list[str]:
     ]
     lines = _table(header, rows) if rows else []
     hidden = len(cells) - len(shown)
-    if hidden:
+    if hidden and quiet:
+        lines += ["", f"{hidden} more cells, each further from its bound, are not listed."]
+    elif hidden:
         lines += [
             "",
             f"{hidden} more cells without mismatches, errors or invalid input are not listed.",
@@ -102,6 +113,16 @@ def _entry(row: WorstEntry) -> str:
     symbol = _ENTRY_SYMBOLS.get(row.target, row.target)
     where = ", ".join(f"{name} {index}" for name, index in row.entry.items())
     return escape(f"{symbol} {where}")
+
+
+#: How a counterexample's arrays are named: the catalogue's z, θ, δ, or a user layer's
+#: arguments (the first, the rest) and the dout of its output(s).
+CATALOGUE_ARRAYS = {"z": "z", "theta": "θ", "delta": "δ"}
+USER_ARRAYS = {"z": "first argument", "theta": "other arguments", "delta": "dout"}
+
+
+def array_names(failure: Failure) -> dict[str, str]:
+    return USER_ARRAYS if failure.activation in USER_STYLES else CATALOGUE_ARRAYS
 
 
 def _failure(index: int, failure: Failure) -> list[str]:
@@ -117,11 +138,15 @@ def _failure(index: int, failure: Failure) -> list[str]:
         lines += [f"Raised: **{escape(failure.exception)}**", ""]
     if failure.diagnosis:
         lines += [f"Diagnosis: **{escape(failure.diagnosis)}**", ""]
+    names = array_names(failure)
     shapes = ", ".join(
-        f"{name} {'×'.join(map(str, shape)) if shape is not None else 'ragged'}"
+        f"{names.get(name, name)} {shape_text(failure, name, shape)}"
         for name, shape in case.shapes.items()
     )
-    lines += [f"Counterexample: {escape(shapes)}; activation {escape(case.activation)}.", ""]
+    if failure.activation in USER_STYLES:
+        lines += [f"Counterexample: {escape(shapes)}; style {escape(case.activation)}.", ""]
+    else:
+        lines += [f"Counterexample: {escape(shapes)}; activation {escape(case.activation)}.", ""]
     if failure.worst_entries:
         oracles = [o for o in ORACLES if any(o in r.references for r in failure.worst_entries)]
         rows = [
@@ -133,6 +158,17 @@ def _failure(index: int, failure: Failure) -> list[str]:
         lines += _table(["entry", "hand-written", *oracles, "error/bound"], rows) + [""]
     lines += ["Reproduce:", "", fenced(failure.reproduction, "python"), ""]
     return lines
+
+
+def shape_text(failure: Failure, name: str, shape: list[int] | None) -> str:
+    """An array's shape as a reader wants it; a user layer's other arguments are a list
+    of arrays (ragged by nature): their count."""
+    if shape is not None:
+        return "×".join(map(str, shape)) or "scalar"
+    values = getattr(failure.case, name, None)
+    if failure.activation in USER_STYLES and isinstance(values, list):
+        return f"{len(values)} arrays"
+    return "ragged"
 
 
 def render_markdown(

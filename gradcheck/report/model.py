@@ -29,6 +29,7 @@ from gradcheck.report._values import (
     SCHEMA_NAME,
     SCHEMA_VERSION,
     STATUSES,
+    USER_STYLES,
     VERDICTS,
     Fields,
     add_seconds,
@@ -403,6 +404,16 @@ class Report:
         self.settings = thaw(Fields(self.settings, "settings").data)
         check_environment(self.environment)
         check_settings(self.settings)
+
+    @property
+    def user_layers(self) -> bool:
+        """Of user layers (`gradcheck check`, the plugin): every "activation" is a style."""
+        styles = {c.activation for c in self.cells} | {f.activation for f in self.failures}
+        return bool(styles) and styles <= USER_STYLES
+
+    @property
+    def axes(self) -> tuple[str, str]:  # what layer_type and activation stand for
+        return ("layer", "style") if self.user_layers else ("layer type", "activation")
 
     @property
     def summary(self) -> Summary:
