@@ -27,7 +27,7 @@ from gradcheck.errors import (
     UsageError,
     UserCodeError,
 )
-from gradcheck.report import Report, environment, write_report
+from gradcheck.report import Report, environment, printable, write_report
 from gradcheck.user import api
 from gradcheck.user.summary import LayerCheck
 
@@ -170,7 +170,7 @@ def command_check(arguments: argparse.Namespace) -> int:
         if check.failure is not None:
             failures.append(check.failure)
         if check.outcome == "failed":
-            print(check.message, file=sys.stderr)
+            print(printable(check.message), file=sys.stderr)
     out: Path = arguments.out
     report = Report(
         status="complete",

@@ -19,6 +19,7 @@ renderer imports jinja2 and matplotlib when called (``pip install 'gradcheck[rep
 
 from __future__ import annotations
 
+from gradcheck.report._values import printable
 from gradcheck.report.html import render_html
 from gradcheck.report.io import ReportWriter, environment, load_schema, read_report, write_report
 from gradcheck.report.markdown import render_markdown
@@ -68,6 +69,7 @@ __all__ = [
     "environment",
     "load_schema",
     "merge",
+    "printable",
     "ratio_bin",
     "read_report",
     "render_html",

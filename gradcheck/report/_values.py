@@ -46,6 +46,17 @@ _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf
 _MICROSECONDS = 1_000_000
 
 
+# Control characters but newline and tab: ESC starts the ANSI sequences that recolour,
+# move or clear a terminal; a name or message from user code shows them, never obeys them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """Text from user code (a layer's name, an exception's message) safe for a terminal
+    or Markdown: control characters such as ESC shown escaped (\\x1b), not sent."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", str(text))
+
+
 def encode_float(value: float) -> float | str:
     """A float as JSON can hold it: finite values as they are, the others as strings."""
     value = float(value)

@@ -132,6 +132,42 @@ def ratio_colormap() -> Any:
     return ListedColormap(steps, name="gradcheck-ratio")
 
 
+#: The most dtype panels, layer rows and activation columns a heat map draws: its size
+#: (and the memory to draw it) grows with their product, and report.json is free-form.
+MAX_PANELS, MAX_ROWS, MAX_COLUMNS = 6, 80, 80
+
+
+def heat_map_axes(report: Report) -> tuple[list[str], list[str], list[str]]:
+    """The layer types, activations and dtypes the heat map shows: every one up to
+    MAX_ROWS, MAX_COLUMNS and MAX_PANELS, the first in order beyond (float64 and float32
+    first); `heat_map_note` says what was left out."""
+    layers = sorted({c.layer_type for c in report.cells})[:MAX_ROWS]
+    activations = sorted({c.activation for c in report.cells})[:MAX_COLUMNS]
+    dtypes = sorted({c.dtype for c in report.cells}, key=lambda d: (_DTYPE_ORDER.get(d, 2), d))
+    return layers, activations, dtypes[:MAX_PANELS]
+
+
+def heat_map_note(report: Report) -> str | None:
+    """What the heat map leaves out (the table of cells has every cell), or None."""
+    shown = heat_map_axes(report)
+    every = (
+        {c.layer_type for c in report.cells},
+        {c.activation for c in report.cells},
+        {c.dtype for c in report.cells},
+    )
+    left = [
+        f"{len(all_) - len(some)} of {len(all_)} {name}"
+        for name, some, all_ in zip(("rows", "columns", "dtypes"), shown, every, strict=True)
+        if len(all_) > len(some)
+    ]
+    if not left:
+        return None
+    return (
+        f"The heat map shows at most {MAX_PANELS} dtypes, {MAX_ROWS} rows and {MAX_COLUMNS} "
+        f"columns; left out: {', '.join(left)} (the table of cells below has every cell)."
+    )
+
+
 def heat_map(report: Report) -> Image | None:
     """Layer type × activation, a panel per dtype, coloured by the worst error/bound.
 
@@ -146,9 +182,7 @@ def heat_map(report: Report) -> Image | None:
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
 
-    layers = sorted({c.layer_type for c in report.cells})
-    activations = sorted({c.activation for c in report.cells})
-    dtypes = sorted({c.dtype for c in report.cells}, key=lambda d: (_DTYPE_ORDER.get(d, 2), d))
+    layers, activations, dtypes = heat_map_axes(report)
     cells = {c.key: c for c in report.cells}
     norm = LogNorm(vmin=_LOW, vmax=_HIGH, clip=True)
     colormap = ratio_colormap().with_extremes(bad=EMPTY)

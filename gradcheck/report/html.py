@@ -156,6 +156,7 @@ def _view(report: Report) -> dict[str, Any]:
         "failures": failures,
         "few_cells": FEW_CELLS,
         "heat_map": figures.heat_map(report),
+        "heat_map_note": figures.heat_map_note(report),
         "histograms": figures.histograms(report),
         "cost": figures.cost_plot(report),
     }

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Iterable
 
-from gradcheck.report._values import USER_STYLES
+from gradcheck.report._values import USER_STYLES, printable
 from gradcheck.report.model import ORACLES, VERDICTS, Cell, Failure, Report, WorstEntry
 
 #: With at most this many cells every cell is listed; with more, only cells with problems.
@@ -31,11 +31,12 @@ _SPECIAL = re.compile(r"([\\|`*<>\[\]])")
 
 def escape(text: object) -> str:
     """Text safe inside a Markdown table cell or heading: one line, markup escaped."""
-    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return _SPECIAL.sub(r"\\\1", " ".join(printable(text).split()))
 
 
 def fenced(text: str, info: str = "") -> str:
     """A fenced code block that the text cannot close (the fence outgrows its backticks)."""
+    text = printable(text)
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{info}\n{text.rstrip()}\n{fence}"
@@ -43,7 +44,7 @@ def fenced(text: str, info: str = "") -> str:
 
 def code(text: str) -> str:
     """An inline code span that the text cannot close."""
-    text = " ".join(text.split())
+    text = " ".join(printable(text).split())
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     ticks = "`" * (longest + 1)
     padding = " " if text.startswith("`") or text.endswith("`") else ""

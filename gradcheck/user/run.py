@@ -75,6 +75,11 @@ def settings_for(parent: Any, max_examples: int | None) -> Any:
         isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
     ):
         raise UsageError(f"max_examples must be a positive integer, got {max_examples!r}")
+    if parent is not None and not isinstance(parent, settings):
+        raise UsageError(
+            f"settings= takes a hypothesis.settings object (such as settings(max_examples=50)) "
+            f"or None, got {parent!r}"
+        )
     base = parent if parent is not None else settings()
     options: dict[str, Any] = {
         "deadline": None,
@@ -222,6 +227,11 @@ class _Deadline(BaseException):
     Exception` around user calls (which turns their errors into reports) lets it through."""
 
 
+#: Seconds beyond which a timeout is no limit (about three years; setitimer overflows
+#: near 1e9 s on some platforms).
+_LONGEST_TIMER = 1e8
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
     """Stop the block with _Deadline after `seconds`, where a POSIX timer can: in the main
@@ -231,7 +241,8 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         and hasattr(signal, "setitimer")
         and threading.current_thread() is threading.main_thread()
     )
-    if not usable:
+    # A limit no timer can hold (inf, 1e10 s: setitimer overflows) is no limit.
+    if not usable or not float(seconds) < _LONGEST_TIMER:  # type: ignore[arg-type]
         yield
         return
 
@@ -239,9 +250,9 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         raise _Deadline
 
     previous = signal.signal(signal.SIGALRM, expired)
-    # at least a microsecond: setitimer reads a delay that rounds to 0 as "no timer"
-    signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-6))  # type: ignore[arg-type]
-    try:
+    try:  # the handler is restored whatever happens, setting the timer included
+        # at least a microsecond: setitimer reads a delay that rounds to 0 as "no timer"
+        signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-6))  # type: ignore[arg-type]
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0.0)

@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gradcheck.report import Cell, Counterexample, Failure, decode_float, encode_float
+from gradcheck.report import (
+    Cell,
+    Counterexample,
+    Failure,
+    decode_float,
+    encode_float,
+    printable,
+)
 
 #: The outcomes of a check.
 OUTCOMES = ("running", "passed", "failed", "error")
@@ -125,7 +132,11 @@ class LayerCheck:
         )
 
     def describe(self) -> str:
-        """A line for a terminal summary (more for the structure and a failure)."""
+        """A line for a terminal summary (more for the structure and a failure); control
+        characters from user code (ANSI escapes in a name or message) shown escaped."""
+        return printable(self._describe())
+
+    def _describe(self) -> str:
         ratio = "n/a" if self.worst_ratio is None else f"{self.worst_ratio:.3g}"
         oracles = ", ".join(self.oracles) or "none"
         redrawn = f" ({self.rejected} redrawn)" if self.rejected else ""

