@@ -449,8 +449,9 @@ def _check(
     options = options_of(kinks, autograd, timeout, allow_aliases)
     required = constraints_of(constraints, layer.signature)
     texts = (constraints,) if isinstance(constraints, str) else tuple(constraints or ())
-    # the reproduction repeats the options and constraints
-    source = {**source, "options": options, "constraints": texts}
+    # the reproduction repeats the options, the ranges of the sizes and the constraints
+    ranges = {"sizes": sizes, "min_size": min_size, "max_size": max_size}
+    source = {**source, "options": options, "constraints": texts, "ranges": ranges}
     plan = make_plan(layer, dtypes, min_size, max_size, sizes, derived, required)
     settings_for(settings, max_examples)  # validates max_examples before anything runs
     return run(

@@ -87,6 +87,10 @@ def reproduction(source: Mapping[str, Any], layer: UserLayer, case: UserCase) ->
         if source.get("wrt") is not None:
             call.append(f"    wrt={[layer.argument_names[k] for k in layer.wrt]!r},")
     call.append(f"    signature={str(layer.signature)!r},")
+    ranges = source.get("ranges") or {}
+    for key, default in (("sizes", None), ("min_size", 1), ("max_size", 4)):
+        if "drawing" not in source and ranges.get(key, default) != default:
+            call.append(f"    {key}={ranges[key]!r},")  # the sizes the constraints need
     if source.get("constraints"):
         call.append(f"    constraints={tuple(source['constraints'])!r},")
     # how cases are drawn (dtypes=, sizes=), where not the default: the diagnosis of a

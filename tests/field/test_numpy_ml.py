@@ -410,8 +410,8 @@ def test_cross_entropy_fixed_labels(dtype):
     )
 
 
-@pytest.mark.xfail(reason="issue 15: integer labels as a non-differentiated input", strict=True)
 def test_cross_entropy_integer_labels():
+    """Integer labels drawn in [0, j) and never differentiated (issue 15)."""
     loss, softmax = losses.CrossEntropy(), layers.Softmax()
 
     def forward(z, labels):
@@ -430,14 +430,28 @@ def test_cross_entropy_integer_labels():
     )
 
 
-# ---- layers that cannot be described yet (issue 15) ---------------------------------------------
+# ---- layers described by issue 15's signatures -------------------------------------------------
 
 
-@pytest.mark.xfail(reason="issue 15: integer indices as a non-differentiated input", strict=True)
+class _Embedding(layers.Embedding):
+    """numpy-ml's Embedding with n_out read off the assigned W: its backward reshapes dout
+    by n_out, which the constructor fixes before gradcheck draws W."""
+
+    @property
+    def n_out(self):
+        weights = getattr(self, "parameters", {}).get("W")
+        return self._n_out if weights is None else weights.shape[1]
+
+    @n_out.setter
+    def n_out(self, value):
+        self._n_out = value
+
+
 def test_embedding():
+    """Integer indices drawn in [0, v) as x, never differentiated (issue 15)."""
+
     def make():
-        layer = layers.Embedding(n_out=1, vocab_size=1)
-        return _layer(layer, ["W"])
+        return _layer(_Embedding(n_out=1, vocab_size=1), ["W"])
 
     passes(
         gradcheck.check_layer_object,
@@ -449,19 +463,20 @@ def test_embedding():
     )
 
 
-@pytest.mark.xfail(reason="issue 15: output size as an expression (h//2)", strict=True)
 def test_pool2d():
+    """Pool2D described by its output size h//2 (issue 15); left uninitialised, as it has
+    no parameters, so that its first forward reads the channels off x."""
     passes(
         gradcheck.check_layer_object,
-        lambda: _layer(layers.Pool2D(kernel_shape=(2, 2), stride=2, mode="max"), []),
+        lambda: layers.Pool2D(kernel_shape=(2, 2), stride=2, mode="max"),
         parameters=[],
         signature="(n,h,w,c)->(n,h//2,w//2,c)",
         settings=field_settings(10),
     )
 
 
-@pytest.mark.xfail(reason="issue 15: output size as an expression (h*w*c)", strict=True)
 def test_flatten():
+    """Flatten described by its output size h*w*c (issue 15); its output is a view of x."""
     passes(
         gradcheck.check_layer_object,
         lambda: _layer(layers.Flatten(), []),
