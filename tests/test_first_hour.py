@@ -8,8 +8,11 @@ import signal
 import time
 
 import pytest
+from hypothesis import find, given, settings
 
 import gradcheck
+from gradcheck import check_network
+from gradcheck import strategies as gst
 from gradcheck.report import (
     RATIO_BINS,
     Cell,
@@ -70,3 +73,23 @@ def test_a_report_of_many_dtypes_renders_within_bounds():
     assert time.perf_counter() - started < 30
     assert "left out: 194 of 200 dtypes" in html
     assert len(html) < 3_000_000
+
+
+# ---- the README's networks example --------------------------------------------------------
+
+
+@given(gst.networks(max_layers=4))
+def test_backprop(network):  # the README's example, word for word
+    result = check_network(network)
+    assert result.verdict.value in ("pass", "non-differentiable"), result.message
+
+
+def test_networks_never_draw_what_the_checker_refuses():
+    # An rbf layer whose outputs underflow to 0 under a cosine layer, and a sigmoid pushed
+    # out of its domain, were drawn; the network now ends below such a layer.
+    with pytest.raises(Exception, match="No examples found"):
+        find(
+            gst.networks(max_layers=4),
+            lambda n: check_network(n).verdict.value == "invalid-input",
+            settings=settings(max_examples=150, database=None, deadline=None),
+        )

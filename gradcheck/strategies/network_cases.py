@@ -18,7 +18,7 @@ from gradcheck.catalogue.layers import LAYER_TYPES, LayerType, resolve_layer_typ
 from gradcheck.catalogue.losses import LOSSES, Loss, resolve_loss
 from gradcheck.catalogue.network import Network, NetworkLayer
 from gradcheck.core.oracles import step_sizes
-from gradcheck.core.tolerance import track
+from gradcheck.core.tolerance import Event, Tracked, recording, track
 from gradcheck.core.values import SCALES, VALUES, pick_size
 from gradcheck.strategies.rows import check_bounds, dtype_choices, resolve_all
 
@@ -220,12 +220,18 @@ class _NetworkPlan:
             for column in layer.positive_columns:
                 theta[..., column] = np.abs(theta[..., column])
             theta = theta.astype(dtype)
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), recording() as events:
                 if layer.clear_of_kinks is not None:
                     radius = 2.0 * step_sizes(theta.astype(np.float64))
                     theta = layer.clear_of_kinks(reach, track(theta, radius), phi).astype(dtype)
                 radius = 2.0 * step_sizes(theta.astype(np.float64))
-                reach = layer.forward(reach, track(theta, radius), phi)
+                above = layer.forward(reach, track(theta, radius), phi)
+            if len(layers) >= self.min_layers and not _checkable(above, events):
+                # The checker refuses what this layer computes (a pre-activation outside its
+                # activation's domain, an overflow, a cosine of an input that underflowed
+                # to 0): the network ends below it, and so never draws invalid input.
+                break
+            reach = above
             layers.append((layer, phi, theta))
             width = units
         targets_grid = grids[:, 1, :batch, :width]
@@ -245,3 +251,15 @@ class _NetworkPlan:
             )
             for k in range(len(blobs))
         ]
+
+
+def _checkable(outputs: Tracked, events: list[Event]) -> bool:
+    """Whether a layer's outputs (carrying the reach of the finite-difference steps) are
+    what `check_network` accepts: inside every activation's domain, finite, with a finite
+    bound."""
+    if any(event.kind == "domain" for event in events):
+        return False
+    with np.errstate(all="ignore"):
+        value = np.asarray(outputs.value, dtype=np.float64)
+        error = np.asarray(outputs.error, dtype=np.float64)
+        return bool(np.isfinite(value).all() and np.isfinite(error).all())
