@@ -25,12 +25,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Every exception class the README names (errors.py imports nothing: cheap).
 from gradcheck.errors import (
+    AliasedOutputError,
+    CoupledLayerError,
     GradcheckError,
     GradientMismatch,
+    InputMutationError,
+    NondeterministicError,
+    NonFiniteOutputError,
+    SignatureError,
     UnknownNameError,
     UsageError,
     UserCodeError,
+    UserOutputError,
+    UserTimeoutError,
 )
 
 __version__ = "0.1.0"
@@ -62,18 +71,23 @@ _LAZY = {
     "check_networks": "gradcheck.catalogue.network_checker",
     "NetworkResult": "gradcheck.catalogue.network_checker",
     "LayerResult": "gradcheck.catalogue.network_checker",
+    "DIAGNOSIS_CLASSES": "gradcheck.diagnosis.names",
 }
 
 __all__ = [
     "ACTIVATIONS",
+    "DIAGNOSIS_CLASSES",
     "LAYER_TYPES",
     "LOSSES",
     "Activation",
+    "AliasedOutputError",
     "Case",
     "CheckResult",
     "Comparison",
+    "CoupledLayerError",
     "GradcheckError",
     "GradientMismatch",
+    "InputMutationError",
     "LayerCheck",
     "LayerResult",
     "LayerType",
@@ -81,10 +95,15 @@ __all__ = [
     "Network",
     "NetworkLayer",
     "NetworkResult",
+    "NonFiniteOutputError",
+    "NondeterministicError",
     "ObjectLayer",
+    "SignatureError",
     "UnknownNameError",
     "UsageError",
     "UserCodeError",
+    "UserOutputError",
+    "UserTimeoutError",
     "Verdict",
     "__version__",
     "backpropagate",
@@ -117,6 +136,7 @@ if TYPE_CHECKING:
         check_network,
         check_networks,
     )
+    from gradcheck.diagnosis.names import DIAGNOSIS_CLASSES
     from gradcheck.user.adapters import ObjectLayer
     from gradcheck.user.api import (
         check_backward,

@@ -4,8 +4,11 @@ exhaust memory, the README's own examples, the names the README uses importable.
 
 from __future__ import annotations
 
+import inspect
+import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import find, given, settings
@@ -93,3 +96,37 @@ def test_networks_never_draw_what_the_checker_refuses():
             lambda n: check_network(n).verdict.value == "invalid-input",
             settings=settings(max_examples=150, database=None, deadline=None),
         )
+
+
+# ---- the README -------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_every_exception_the_readme_names_is_importable_from_gradcheck():
+    names = set(re.findall(r"\b([A-Z][A-Za-z]*Error|GradientMismatch)\b", README.read_text()))
+    names -= {"AssertionError", "ValueError", "OverflowError", "AttributeError", "TypeError"}
+    assert {"UserOutputError", "NondeterministicError", "AliasedOutputError"} <= names
+    for name in names:
+        assert issubclass(getattr(gradcheck, name), Exception), name
+
+
+def test_the_readme_documents_the_keys_of_a_spec():
+    from gradcheck.user import api
+
+    table = README.read_text().split("| style | check | required keys | optional keys |")[1]
+    rows = [line for line in table.splitlines()[2:6]]
+    functional = inspect.signature(api.check_backward).parameters
+    optional_functional = {n for n, p in functional.items() if p.default is not p.empty}
+    for row in rows:
+        style, check, required, optional = (cell.strip() for cell in row.strip("|").split("|"))
+        parameters = inspect.signature(getattr(api, check.strip("`"))).parameters
+        optional, _, but = optional.partition(" but ")
+        named = set(re.findall(r"`(\w+)`", required + optional))
+        if "functional" in optional:
+            named |= optional_functional
+        named -= set(re.findall(r"`(\w+)`", but))
+        assert set(re.findall(r"`(\w+)`", required)) == {
+            n for n, p in parameters.items() if p.default is p.empty
+        }, style
+        assert named == set(parameters), (style, named ^ set(parameters))
