@@ -189,17 +189,9 @@ def test_a_missing_optional_dependency_says_what_to_install(monkeypatch, missing
 # ---- a real browser ------------------------------------------------------------------------------
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(
-    shutil.which("chromium") is None and os.environ.get("CI") != "true",
-    reason="chromium is not installed (CI installs it, and there a missing browser fails)",
-)
-def test_a_headless_browser_draws_the_page(tmp_path, page):
-    html = tmp_path / "report.html"
-    html.write_text(page, encoding="utf-8")
-    screenshot = tmp_path / "screenshot.png"
+def _chromium(tmp_path, *arguments: str) -> subprocess.CompletedProcess[str]:
     command = [
-        shutil.which("chromium"),
+        shutil.which("chromium") or "chromium",
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -207,12 +199,58 @@ def test_a_headless_browser_draws_the_page(tmp_path, page):
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
+        "--enable-logging=stderr",  # the page's console messages, as INFO:CONSOLE lines
+        "--v=0",
         f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={screenshot}",
-        "--window-size=1280,2000",
-        html.as_uri(),
+        *arguments,
     ]
-    subprocess.run(command, capture_output=True, timeout=120, check=False)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _seen_report() -> Report:
+    """The campaign's report with hostile names, plus a user layer whose code raised: what
+    a user opens after a run with failures and after `gradcheck check`."""
+    report = hostile_report()
+    user = Cell(layer_type="my_layers.affine", activation="functional", dtype="float64")
+    user.add_error()
+    report.cells.append(user)
+    report.failures.append(
+        Failure(
+            layer_type="my_layers.affine",
+            activation="functional",
+            dtype="float64",
+            verdict="error",
+            message="backward raised RuntimeError: boom",
+            exception="UserCodeError",
+            case=Counterexample.of(
+                activation="functional", z=[[1.0]], theta=[[[2.0]]], delta=[[1.0]]
+            ),
+            reproduction="gradcheck.check_backward(...)",
+        )
+    )
+    return report
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and os.environ.get("CI") != "true",
+    reason="chromium is not installed (CI installs it, and there a missing browser fails)",
+)
+def test_a_headless_browser_draws_the_page(tmp_path):
+    html = tmp_path / "report.html"
+    html.write_text(render_html(_seen_report()), encoding="utf-8")
+    # What the browser built from the page: the sections a user reads are in its DOM.
+    dumped = _chromium(tmp_path, "--dump-dom", html.as_uri())
+    dom = dumped.stdout
+    assert "<h2>Failures (" in dom and dom.count('<section class="failure"') >= 2
+    assert re.search(r'<img src="data:image/png;base64,[^"]{1000,}"[^>]*alt="heat map', dom)
+    assert 'class="verdict error"' in dom and "UserCodeError" in dom
+    assert "<script>alert(1)</script>" not in dom  # the hostile name stayed text
+    # No console errors: the page has no script, and nothing it loads may fail.
+    console = [line for line in dumped.stderr.splitlines() if ":CONSOLE" in line]
+    assert not [line for line in console if "Uncaught" in line or "rror" in line], console
+    screenshot = tmp_path / "screenshot.png"
+    _chromium(tmp_path, f"--screenshot={screenshot}", "--window-size=1280,2000", html.as_uri())
     assert screenshot.exists(), "chromium wrote no screenshot"
     png = screenshot.read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")

@@ -164,11 +164,11 @@ def _failure(index: int, failure: Failure) -> list[str]:
 def shape_text(failure: Failure, name: str, shape: list[int] | None) -> str:
     """An array's shape as a reader wants it; a user layer's other arguments are a list
     of arrays (ragged by nature): their count."""
+    values = getattr(failure.case, name, None)
+    if failure.activation in USER_STYLES and name == "theta" and isinstance(values, list):
+        return f"{len(values)} array" + ("s" if len(values) != 1 else "")
     if shape is not None:
         return "×".join(map(str, shape)) or "scalar"
-    values = getattr(failure.case, name, None)
-    if failure.activation in USER_STYLES and isinstance(values, list):
-        return f"{len(values)} arrays"
     return "ragged"
 
 
