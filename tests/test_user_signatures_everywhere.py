@@ -65,6 +65,12 @@ def two_outputs_backward(da, dt, cache):
     return g @ w.T, x.T @ g
 
 
+def two_outputs_backward_wrong(da, dt, cache):
+    x, w = cache
+    g = da + dt * np.tanh(x @ w) ** 2  # 1 - tanh² written as tanh²
+    return g @ w.T, x.T @ g
+
+
 class Embedding:
     def forward(self, indices):
         self.indices = indices
@@ -96,6 +102,7 @@ CACHED = {
     "backward": two_outputs_backward,
     "signature": "(n,i),(i,j)->(n,j),(n,j)",
 }
+WRONG_CACHED = {**CACHED, "backward": two_outputs_backward_wrong}
 EMBEDDING = {
     "style": "object",
     "layer": Embedding,
@@ -138,6 +145,16 @@ def test_the_command_reports_a_wrong_layer_with_labels_shrunk(tmp_path):
     assert "constraints=('j >= 2',)," in err
     (failure,) = read_report(tmp_path / "out" / "report.json").failures
     assert failure.case.theta == [[0]]  # the labels, as drawn
+
+
+def test_the_command_reports_a_wrong_layer_with_two_outputs(tmp_path):
+    code, out, err = _command(tmp_path, "specs:WRONG_CACHED")
+    assert code == 1 and "FAILED" in out
+    assert "example=((x, w), (dout0, dout1))," in err
+    (failure,) = read_report(tmp_path / "out" / "report.json").failures
+    assert len(failure.case.delta) == 2  # one dout per output
+    assert "two_outputs" in (tmp_path / "out" / "report.md").read_text()
+    assert (tmp_path / "out" / "report.html").exists()
 
 
 PLUGIN_TESTS = """

@@ -21,7 +21,7 @@ so this module does not import numpy, and parsing a signature stays cheap). A di
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,11 +262,3 @@ def parse_constraint(text: str, where: str) -> tuple[Comparison, ...]:
         Comparison(left, op, right, text.strip())
         for left, op, right in zip(sides, ops, sides[1:], strict=False)
     )
-
-
-def walk(dimension: Dimension) -> Iterator[Dimension]:
-    """The dimension and every sub-expression of it."""
-    yield dimension
-    if isinstance(dimension, Expression):
-        for operand in dimension.operands:
-            yield from walk(operand)

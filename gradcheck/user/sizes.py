@@ -97,14 +97,6 @@ class SizeSpace:
         columns = {name: table[:, column] for name, (_, column) in located.items()}
         return int(np.max(evaluate(dimension, columns)))
 
-    def holds(self, sizes: Mapping[str, int]) -> bool:
-        """Whether the sizes are one of the feasible assignments."""
-        for component in self.components:
-            row = np.array([sizes[name] for name in component.names], dtype=np.int64)
-            if not np.any(np.all(component.table == row, axis=1)):
-                return False
-        return True
-
 
 def size_space(
     names: Sequence[str],
