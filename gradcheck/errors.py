@@ -74,7 +74,12 @@ class InputMutationError(UserCodeError):
 
 
 class NonFiniteOutputError(UserCodeError):
-    """A user's forward returned NaN or infinity on finite inputs inside the bounds."""
+    """A user's forward returned NaN or infinity on finite inputs inside the bounds: the
+    layer's own instability, diagnosed non-finite (the message says so and shows the
+    input), not a gradient bug."""
+
+    #: the diagnosis class, as on a GradientMismatch
+    diagnosis: str | None = "non-finite"
 
 
 class CoupledLayerError(GradcheckError):
@@ -92,9 +97,10 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
     result is the CheckResult (or a result-like object with message, case, comparisons,
     failures() and diagnosis), case the case, reproduction a Python snippet that rebuilds
     it. diagnosis is the class of bug the evidence points to, one of
-    gradcheck.diagnosis.classes.CLASSES (taken from the result unless given), and explanation the
+    gradcheck.DIAGNOSIS_CLASSES (taken from the result unless given), and explanation the
     whole Diagnosis with its evidence. The message fits on one screen: what failed, the
-    case, the diagnosis, a table of the worst entries and the reproduction.
+    case, the diagnosis (named once, with its evidence and any further draws it quotes), a
+    table of the worst entries and the reproduction, which states the same class.
     """
 
     #: rows of the worst-entries table shown in the message
@@ -118,7 +124,7 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
         super().__init__(self._message())
 
     def _message(self) -> str:
-        lines = [self.result.message.split("; likely ")[0]]
+        lines = [self.result.message.split("\ndiagnosis: ")[0]]
         summary = self.result.case
         if summary is not None and hasattr(summary, "describe"):  # a user layer's case
             lines.append(summary.describe())
@@ -128,14 +134,10 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
                 f"I={summary.inputs} J={summary.units} N={summary.batch} "
                 f"P={summary.parameters_per_unit}"
             )
-        if self.explanation is not None:
+        if self.explanation is not None and hasattr(self.explanation, "lines"):
+            lines += self.explanation.lines()  # the class, its evidence, the draws it quotes
+        elif self.explanation is not None:
             lines.append(f"diagnosis: {self.explanation}")
-            lines += [f"  {line}" for line in getattr(self.explanation, "evidence", ())]
-            for label, pre, implied, true in getattr(self.explanation, "table", ())[:4]:
-                lines.append(
-                    f"  {label}: pre-activation {pre:.6g}, implied φ' {implied:.6g}, "
-                    f"true φ' {true:.6g}"
-                )
         elif self.diagnosis:
             lines.append(f"diagnosis: {self.diagnosis}")
         lines += self._table()

@@ -6,12 +6,13 @@ raises `gradcheck.GradientMismatch`, and the zoo's own oracle (central differenc
 float64, no gradcheck) confirms that the twin is right and the wrong one is not. Across the
 zoo: the diagnosis names the expected class for at least REQUIRED_ACCURACY of the
 entries, no failure message names two different classes, and the reproduction snippet
-names the class the failure did. Those three wait for the diagnosis rework of issue 17
-and are marked xfail (not strict) until it lands; `python -m tests.zoo.measure` prints
-the table they measure.
+names the class the failure did; `python -m tests.zoo.measure` prints the table they
+measure.
 
 Only the public API is used (`import gradcheck`); every check runs under derandomized
-hypothesis settings without an example database, so two runs draw the same cases.
+hypothesis settings without an example database, so two runs draw the same cases. The
+zoo-wide tests read each outcome through `runner.record`, shared between pytest-xdist
+workers, so that a wrong backward is checked about once per run.
 """
 
 from __future__ import annotations
@@ -40,7 +41,15 @@ MINIMUM_PER_CLASS = {name: 2 for name in CLASSES} | {
     "missing-term": 4,
 }
 
-PENDING = pytest.mark.xfail(reason="issue 17: diagnosis rework pending", strict=False)
+
+@pytest.fixture(scope="session")
+def records(tmp_path_factory, worker_id):
+    """The directory the xdist workers share for runner.record (None without xdist)."""
+    if worker_id == "master":
+        return None
+    directory = tmp_path_factory.getbasetemp().parent / "zoo-records"
+    directory.mkdir(exist_ok=True)
+    return directory
 
 
 def _entries(known: str | None = None) -> list:
@@ -100,8 +109,9 @@ def test_correct_twin_passes(entry):
 
 
 @pytest.mark.parametrize("entry", _entries("known_miss"))
-def test_wrong_backward_raises_gradient_mismatch(entry):
+def test_wrong_backward_raises_gradient_mismatch(entry, records):
     found = runner.outcome(entry.name)
+    runner.record(entry.name, records)  # for the zoo-wide tests, whichever worker runs them
     if found.error is not None:
         raise found.error
     assert found.mismatch is not None, (
@@ -111,13 +121,12 @@ def test_wrong_backward_raises_gradient_mismatch(entry):
     assert found.diagnosis in CLASSES
 
 
-@PENDING
-def test_zoo_diagnosis_accuracy():
-    outcomes = {entry.name: runner.outcome(entry.name) for entry in ZOO}
-    right = [entry for entry in ZOO if outcomes[entry.name].diagnosis == entry.expected]
+def test_zoo_diagnosis_accuracy(records):
+    found = {entry.name: runner.record(entry.name, records) for entry in ZOO}
+    right = [entry for entry in ZOO if found[entry.name]["diagnosis"] == entry.expected]
     accuracy = len(right) / len(ZOO)
     misses = "\n".join(
-        f"  {entry.name}: expected {entry.expected}, got {outcomes[entry.name].describe()}"
+        f"  {entry.name}: expected {entry.expected}, got {found[entry.name]['describe']}"
         for entry in ZOO
         if entry not in right
     )
@@ -126,27 +135,22 @@ def test_zoo_diagnosis_accuracy():
     )
 
 
-@PENDING
-def test_no_failure_message_names_two_classes():
+def test_no_failure_message_names_two_classes(records):
     offenders = {}
     for entry in ZOO:
-        named = runner.class_names_in(runner.outcome(entry.name).message)
+        named = runner.record(entry.name, records)["named"]
         if len(named) > 1:
             offenders[entry.name] = named
     assert not offenders, f"{len(offenders)} messages name several classes: {offenders}"
 
 
-@PENDING
-def test_reproduction_names_the_same_class():
+def test_reproduction_names_the_same_class(records):
     """Issue 17: the snippet in each failure reproduces it and names the same class."""
     differ = {}
     for entry in ZOO:
-        mismatch = runner.outcome(entry.name).mismatch
-        if mismatch is None:
-            continue
-        again = runner.reproduce(entry, mismatch)
-        if again != mismatch.diagnosis:
-            differ[entry.name] = (mismatch.diagnosis, again)
+        found = runner.record(entry.name, records)
+        if found["mismatch"] and found["reproduced"] != found["diagnosis"]:
+            differ[entry.name] = (found["diagnosis"], found["reproduced"])
     assert not differ, f"original vs reproduction: {differ}"
 
 

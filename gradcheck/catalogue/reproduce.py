@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from gradcheck.catalogue.activations import ACTIVATIONS, resolve_activation
@@ -15,11 +17,18 @@ def _array(values: np.ndarray) -> str:
     return f"np.array([{rows}], dtype=np.{values.dtype.name})"
 
 
-def reproduction(case: Case) -> str:
-    """Python source that rebuilds `case` bit for bit and prints the check's verdict."""
+def reproduction(case: Case, diagnosis: Any = None) -> str:
+    """Python source that rebuilds `case` bit for bit and prints the check's verdict.
+
+    diagnosis, the failure's `Diagnosis` (or its class name), is stated in a comment: the
+    diagnosis of a catalogue case reads that case alone, so checking it again names the
+    same class (the printed message ends with it)."""
     layer = resolve_layer_type(case.layer_type)
     activation = resolve_activation(case.activation)
     lines = ["import numpy as np", "import gradcheck", ""]
+    if diagnosis is not None:
+        kind = getattr(diagnosis, "kind", diagnosis)
+        lines.insert(0, f"# gradcheck's diagnosis: {kind} (the check below names it again)")
     if LAYER_TYPES.get(layer.name) is layer:
         layer_source = repr(layer.name)
     else:

@@ -370,10 +370,15 @@ class Batch:
         self.add(_second_looks(found, again))
 
     def diagnose(self, k: int) -> Diagnosis | None:
-        """Gather case k's evidence and name the likely bug (see gradcheck.diagnosis.classes)."""
+        """Gather case k's evidence and name the bug (see gradcheck.diagnosis.classes);
+        the hand-written side is formed again on the case with its batch stacked twice."""
         if self.hand is None:
             return None
-        return explain.diagnose_case(self, k)
+
+        def again(z: np.ndarray, theta: np.ndarray, delta: np.ndarray) -> HandWritten:
+            return hand_written_side(self.layer, self.phi, z, theta, delta)[0]
+
+        return explain.diagnose_case(self, k, again)
 
     def verdict(self, k: int, seconds: Mapping[str, float]) -> CheckResult:
         mass = None if self.mass is None else float(self.mass[k])

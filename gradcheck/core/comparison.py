@@ -200,6 +200,9 @@ def closest_detail(comparisons: Sequence[Comparison]) -> str:
 
 
 def mismatch_message(comparison: Comparison, diagnosis: Diagnosis | None = None) -> str:
+    """One line naming the worst disagreement; the diagnosis, when given, follows on a
+    line of its own ("diagnosis: <class>: <summary>"), the one place a result's message
+    names it (`GradientMismatch` shows it there with its evidence instead)."""
     where = ", ".join(f"{name} {index}" for name, index in comparison.worst_entry.items())
     target = "∂E/∂z (formula 1)" if comparison.target == "inputs" else "∂E/∂θ (formula 2)"
     if "row" in comparison.worst_entry and "unit" in comparison.worst_entry:  # a Jacobian entry
@@ -208,5 +211,6 @@ def mismatch_message(comparison: Comparison, diagnosis: Diagnosis | None = None)
         f"mismatch: {comparison.oracle} ({comparison.method}) disagrees on {target} at {where}: "
         f"hand-written {comparison.hand_written:.9g}, reference {comparison.reference:.9g}, "
         f"error {comparison.worst_error:.3g} exceeds the bound {comparison.worst_bound:.3g} "
-        f"({comparison.worst_ratio:.3g}x)" + ("" if diagnosis is None else f"; likely {diagnosis}")
+        f"({comparison.worst_ratio:.3g}x)"
+        + ("" if diagnosis is None else f"\ndiagnosis: {diagnosis}")
     )

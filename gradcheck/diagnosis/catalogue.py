@@ -4,11 +4,20 @@ The checker keeps, for each batch of stacked cases, the hand-written side (B, �
 δ_in with their running error bounds) and every reference it computed. For a case that
 fails, this module picks the best reference per argument (autograd, else finite
 differences, else the dense product), computes that one case's per-example reference
-Jacobians (B row by row and ∂f/∂z), and hands everything to `diagnosis.diagnose`.
+Jacobians (B row by row and ∂f/∂z), and hands everything to `diagnosis.classes.decide`.
+
+Beside the case itself, the decision reads one more draw: the same case with its batch
+stacked twice (z and δ repeated, N doubled), on which the layer's hand-written code runs
+again. A catalogue layer maps each example on its own, so the true gradients there are
+exactly twice θ's and z's repeated: a factor that follows N (a mean where a sum belongs)
+changes with it, a constant factor does not. The reproduction, which checks the case
+again, builds the same stacked case.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +28,7 @@ from gradcheck.diagnosis.classes import (
     Diagnosis,
     Evidence,
     JacobianEvidence,
-    diagnose,
+    decide,
 )
 
 #: Above this many outputs (N·J) a case's per-example Jacobians are not computed.
@@ -35,8 +44,12 @@ def _reference(batch: Any, target: str, k: int) -> tuple[np.ndarray, np.ndarray]
     return None
 
 
-def diagnose_case(batch: Any, k: int) -> Diagnosis | None:
-    """The diagnosis of stacked case k of a checker batch, or None without a reference."""
+def diagnose_case(
+    batch: Any, k: int, hand_written: Callable[[Any, Any, Any], Any] | None = None
+) -> Diagnosis | None:
+    """The diagnosis of stacked case k of a checker batch, or None without a reference.
+    hand_written(z, θ, δ) forms the hand-written side of one case (B, ∂f/∂z, A, δ_in
+    with their bounds), for the case with its batch stacked twice."""
     hand = batch.hand
     layer, phi = batch.layer, batch.phi
     z, theta, delta = batch.z64[k], batch.theta64[k], batch.delta64[k]
@@ -74,6 +87,10 @@ def diagnose_case(batch: Any, k: int) -> Diagnosis | None:
         if batch.contributions is not None:
             diagonal = (k, np.arange(units), np.arange(units))
             found = (batch.contributions[diagonal], batch.contributions_error[diagonal])
+    diagonal_blocks = None
+    mass = 0.0 if batch.mass is None else float(batch.mass[k])
+    if batch.contributions is not None:
+        diagonal_blocks = batch.contributions[k][np.arange(units), np.arange(units)]
     if found is not None:
         reference, error = found
         bias = np.zeros(theta.shape, dtype=bool)
@@ -88,6 +105,12 @@ def diagnose_case(batch: Any, k: int) -> Diagnosis | None:
                 theta,
                 bias,
                 reference.T if units == parameters else None,
+                batch=n,
+                # each column of θ is one kind of parameter (a weight, the bias, a centre)
+                parts=np.broadcast_to(np.arange(parameters), theta.shape),
+                uncoupled=diagonal_blocks,
+                cross_mass=mass,
+                rounding=hand.gradient.error[k],
             )
         )
     found = _reference(batch, "inputs", k)
@@ -103,14 +126,58 @@ def diagnose_case(batch: Any, k: int) -> Diagnosis | None:
                 z,
                 None,
                 transposed_inputs,
+                batch=n,
+                rounding=hand.inputs_gradient.error[k],
             )
         )
     if not arguments:
         return None
-    diagonal_blocks = None
-    mass = 0.0 if batch.mass is None else float(batch.mass[k])
-    if batch.contributions is not None:
-        contributions = batch.contributions[k]
-        diagonal_blocks = contributions[np.arange(units), np.arange(units)]
-    evidence = Evidence(tuple(arguments), n, jacobians, diagonal_blocks, mass)
-    return diagnose(evidence)
+    evidence = Evidence(tuple(arguments), n, jacobians, dtype=batch.z.dtype.name)
+    doubled = None if hand_written is None else _stacked_twice(batch, k, hand_written, evidence)
+    return decide(evidence, () if doubled is None else (doubled,))
+
+
+def _twice(array: Any) -> Any:
+    return None if array is None else 2.0 * np.asarray(array)
+
+
+def _repeated(array: Any) -> Any:
+    return None if array is None else np.concatenate([array, array])
+
+
+def _stacked_twice(
+    batch: Any, k: int, hand_written: Callable[[Any, Any, Any], Any], shown: Evidence
+) -> Evidence | None:
+    """The evidence of case k with its batch stacked twice (see the module docstring)."""
+    z, theta, delta = batch.z[k], batch.theta[k], batch.delta[k]
+    try:
+        with np.errstate(all="ignore"):
+            hand = hand_written(np.concatenate([z, z]), theta, np.concatenate([delta, delta]))
+    except Exception:  # the case failed already; this draw would only explain it
+        return None
+    arguments = []
+    for argument in shown.arguments:
+        with np.errstate(invalid="ignore"):
+            reference_error = argument.bound - np.asarray(argument.rounding)
+        twice = argument.name == "θ"
+        found = hand.gradient if twice else hand.inputs_gradient
+        value = np.asarray(found.value, dtype=np.float64)
+        error = np.broadcast_to(np.asarray(found.error, dtype=np.float64), value.shape)
+
+        doubled = _twice if twice else _repeated
+        arguments.append(
+            replace(
+                argument,
+                hand_written=value,
+                reference=doubled(argument.reference),
+                bound=error + doubled(reference_error),
+                values=argument.values if twice else doubled(argument.values),
+                transposed=doubled(argument.transposed),
+                batch=2 * shown.batch,
+                uncoupled=doubled(argument.uncoupled),
+                rounding=error,
+            )
+        )
+    n = 2 * shown.batch
+    description = f"the case above with its batch stacked twice, N = {n}"
+    return Evidence(tuple(arguments), n, (), description, shown.dtype)

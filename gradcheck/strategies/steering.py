@@ -27,7 +27,8 @@ def assert_gradients_correct(*cases: Case, **options: Any) -> list[CheckResult]:
     if not currently_in_test_context():
         for case, result in zip(cases, results, strict=True):
             if result.verdict is Verdict.MISMATCH:
-                raise GradientMismatch(result, case=case, reproduction=reproduction(case))
+                snippet = reproduction(case, result.diagnosis)
+                raise GradientMismatch(result, case=case, reproduction=snippet)
         return results
     worst = 0.0
     for result in results:
@@ -40,7 +41,7 @@ def assert_gradients_correct(*cases: Case, **options: Any) -> list[CheckResult]:
     target(worst, label="largest error / bound")
     for case, result in zip(cases, results, strict=True):
         if result.verdict is Verdict.MISMATCH:
-            snippet = reproduction(case)
+            snippet = reproduction(case, result.diagnosis)
             for comparison in result.failures():
                 note(
                     f"{comparison.oracle} on {comparison.target}: {comparison.worst_entry} "

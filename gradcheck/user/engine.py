@@ -35,7 +35,6 @@ import numpy as np
 from gradcheck.core.oracles import step_sizes
 from gradcheck.core.results import Verdict
 from gradcheck.core.tolerance import gamma, unit_roundoff
-from gradcheck.diagnosis.classes import diagnose_draws
 from gradcheck.diagnosis.user import user_evidence
 from gradcheck.errors import UsageError, UserCodeError
 from gradcheck.user.bounds import forward_bound, hand_written_bounds, measured_rounding
@@ -160,9 +159,11 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
     verdict, message = verdict_of(layer, findings, ran, skipped, models)
     if verdict is Verdict.PASS and aliases and not options.allow_aliases:
         memo.alias(aliases[0])
-    diagnosis = None
     per_entry = ad is not None or all(fd[k].directions is None for k in layer.wrt)
+    memo.failing = []
     if verdict is Verdict.MISMATCH and per_entry:  # probes give no per-entry reference
+        # The evidence of this failure, gathered only if it is the one diagnosed (the
+        # shrunk case or a diagnosis draw: see gradcheck.user.run); never diagnosed here.
         references = [
             ad.gradients[i] if ad is not None else fd[k].gradient for i, k in enumerate(layer.wrt)
         ]
@@ -170,18 +171,19 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
             hand_error[i] + (ad_error[i] if ad is not None else fd[k].error)
             for i, k in enumerate(layer.wrt)
         ]
-        evidence = user_evidence(
-            *single_output_view(layer, case),
-            grads,
-            references,
-            bounds,
-            [fd[k].jacobian for k in layer.wrt],
-            [fd[k].jacobian_error for k in layer.wrt],
-        )
-        # Keep the first failing draws (met before shrinking) beside the latest.
-        memo.failing = [*memo.failing[:3], evidence]
-        diagnosis = diagnose_draws(memo.failing)
-        message += f"\nlikely {diagnosis}"
+        jacobians = [fd[k].jacobian for k in layer.wrt]
+        jacobian_errors = [fd[k].jacobian_error for k in layer.wrt]
+        memo.failing = [
+            lambda: user_evidence(
+                *single_output_view(layer, case),
+                grads,
+                references,
+                bounds,
+                jacobians,
+                jacobian_errors,
+                hand_error,
+            )
+        ]
     return UserResult(
         verdict,
         message,
@@ -193,7 +195,6 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         models,
         findings.structure,
         findings.compact_identity,
-        diagnosis,
     )
 
 

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from gradcheck.core.results import Verdict
-from gradcheck.diagnosis.classes import diagnose_draws
+from gradcheck.diagnosis.classes import decide
 from gradcheck.errors import (
     GradcheckError,
     GradientMismatch,
     NondeterministicError,
+    NonFiniteOutputError,
     UsageError,
     UserTimeoutError,
 )
@@ -129,15 +130,21 @@ def run(
         if summary.examples == 0:
             summary.message = f"every draw was non-differentiable (the last: {summary.message})"
     except GradientMismatch as error:
-        error = (
-            _diagnosed_over_draws(error, layer, plan, options, memo) if example is None else error
-        )
-        if summary.failure is not None:
+        error = _diagnosed(error, layer, source, plan, options, memo)
+        if summary.failure is not None:  # the report holds the same decision
             summary.failure.diagnosis = error.diagnosis
+            summary.failure.message = error.result.message
+            summary.failure.reproduction = error.reproduction or summary.failure.reproduction
         summary.outcome, summary.message = "failed", str(error)
         if _keep_going.get():  # recorded; the next check of a function of checks runs
             return summary
         raise error from None
+    except NonFiniteOutputError as error:
+        unstable = _unstable(error, layer)
+        summary.add_error(unstable, plan.dtypes[0].name)  # a cell "error" in the report
+        if _keep_going.get():
+            return summary
+        raise unstable from error.__cause__
     except GradcheckError as error:
         summary.add_error(error, plan.dtypes[0].name)  # a cell "error" in the report
         if _keep_going.get():
@@ -149,29 +156,114 @@ def run(
     return summary
 
 
-#: Random draws checked after a failure, so that its diagnosis rests on several cases.
+#: Random draws checked after a failure, so that its diagnosis rests on several cases. They
+#: come from a fixed seed, so the reproduction snippet (which checks the shown case with
+#: example=) draws and diagnoses the same ones.
 DIAGNOSIS_DRAWS = 6
+DIAGNOSIS_SEED = 0
 
 
-def _diagnosed_over_draws(
-    error: GradientMismatch, layer: UserLayer, plan: Plan, options: Options, memo: Memo
+def _diagnosed(
+    error: GradientMismatch,
+    layer: UserLayer,
+    source: Mapping[str, Any],
+    plan: Plan,
+    options: Options,
+    memo: Memo,
 ) -> GradientMismatch:
-    """The shrunk failure, diagnosed over a few random draws that fail too: the shrunk
-    case alone is often too small to tell a constant factor from a wrong derivative."""
-    shrunk = memo.failing[-1:]
-    memo.failing = []
-    rng = np.random.default_rng(0)
-    for _ in range(DIAGNOSIS_DRAWS):
-        try:
-            check_example(layer, decode(layer, plan, rng.bytes(plan.length)), options, memo)
-        except GradcheckError:  # the failure is what matters; a draw that errs explains nothing
-            continue
-    # The random draws decide; the shrunk case speaks only when no other draw fails.
-    draws = memo.failing or shrunk
-    if not draws or error.result.diagnosis is None:
+    """The failure with its one diagnosis, decided once (`gradcheck.diagnosis.classes.
+    decide`) from the shown case and the seeded random draws that fail too: the shown
+    case alone is often too small to tell a constant factor from a wrong derivative, or
+    a batch factor from a constant one. The message, the report and the reproduction
+    snippet (which states the class) all carry this decision."""
+    shown = _evidence(memo, options)
+    if shown is None:  # no per-entry reference (random probes): nothing to diagnose from
         return error
-    result = dataclasses.replace(error.result, diagnosis=diagnose_draws(draws))
-    return GradientMismatch(result, case=error.case, reproduction=error.reproduction)
+    draws = []
+    rng = np.random.default_rng(DIAGNOSIS_SEED)
+    for _ in range(DIAGNOSIS_DRAWS):
+        memo.failing = []
+        try:
+            with time_limit(options.timeout):
+                result = check_example(
+                    layer, decode(layer, plan, rng.bytes(plan.length)), options, memo
+                )
+        except (GradcheckError, _Deadline):  # a draw that errs explains nothing
+            continue
+        if result.verdict is Verdict.MISMATCH:
+            found = _evidence(memo, options)
+            draws += [found] if found is not None else []
+    diagnosis = decide(shown, draws)
+    head = error.result.message.split("\ndiagnosis: ")[0]
+    result = dataclasses.replace(
+        error.result, message=f"{head}\ndiagnosis: {diagnosis}", diagnosis=diagnosis
+    )
+    snippet = error.reproduction
+    if error.case is not None:
+        snippet = reproduction({**source, "drawing": drawing_options(plan)}, layer, error.case)
+        snippet = (
+            f"# gradcheck's diagnosis: {diagnosis.kind}. Checking this case again checks the\n"
+            f"# {DIAGNOSIS_DRAWS} seeded random draws the diagnosis read too, and names the "
+            f"same class.\n{snippet}"
+        )
+    return GradientMismatch(result, case=error.case, reproduction=snippet)
+
+
+#: check_backward's (and its siblings') default size range, min_size to max_size.
+DEFAULT_SIZES = (1, 4)
+
+
+def drawing_options(plan: Plan) -> dict[str, Any]:
+    """The keyword arguments that make a check draw its cases as this plan does, where
+    they differ from the defaults: dtypes=, and sizes= for each size drawn from another
+    range than DEFAULT_SIZES."""
+    drawing: dict[str, Any] = {}
+    dtypes = tuple(dtype.name for dtype in plan.dtypes)
+    if dtypes != ("float64",):
+        drawing["dtypes"] = dtypes
+    sizes = {}
+    for name in plan.space.drawn:
+        low, high = plan.space.ranges[name]
+        if (low, high) != DEFAULT_SIZES:
+            sizes[name] = low if low == high else (low, high)
+    if sizes:
+        drawing["sizes"] = sizes
+    return drawing
+
+
+def _evidence(memo: Memo, options: Options) -> Any:
+    """The evidence of the latest failing example, gathered now (None if it has none)."""
+    if not memo.failing:
+        return None
+    try:
+        with time_limit(options.timeout):
+            return memo.failing[-1]()
+    except (Exception, _Deadline):  # the mismatch is reported anyway
+        return None
+
+
+def _unstable(error: NonFiniteOutputError, layer: UserLayer) -> NonFiniteOutputError:
+    """A forward that is not finite on finite inputs inside the bounds, diagnosed: the
+    layer's own instability (the case shows the input), not a gradient bug."""
+    head, _, rest = str(error).partition("\n")
+    what = head.split("; if the layer")[0]
+    declared = any(bounds is not None for bounds in layer.bounds)
+    within = "inside the declared bounds" if declared else "(no bounds= declared)"
+    lines = [
+        f"{layer.name}: {what}",
+        f"diagnosis: non-finite: the forward itself is not finite on these finite inputs "
+        f"{within}: the layer's own numerical instability (an overflow, a division by zero, "
+        "a log or sqrt of a negative), not a wrong gradient",
+    ]
+    if not declared:
+        lines.append(
+            "  if the layer is defined on a restricted domain only, pass bounds= (one "
+            "(low, high) pair or None per argument of forward)"
+        )
+    unstable = NonFiniteOutputError(
+        "\n".join([*lines, rest]).rstrip(), function=error.function, case=error.case
+    )
+    return unstable
 
 
 def _hypothesis(

@@ -66,7 +66,8 @@ class Memo:
 
     autograd_skipped: str | None = None
     timed_out: Any = None  # the UserTimeoutError of a hanging example, raised again at once
-    failing: list[Any] = field(default_factory=list)  # Evidence of failing draws, to diagnose
+    # the latest mismatch's evidence, gathered only when called (gradcheck.user.run diagnoses)
+    failing: list[Any] = field(default_factory=list)
     aliased: Any = None  # the AliasedOutputError of the smallest passing case that aliased
 
     def alias(self, error: Any) -> None:

@@ -13,7 +13,8 @@ each forward says which. Backward passes are plain NumPy and follow the calling
 convention of `check_backward`: backward(dout, *arguments) -> one gradient per argument
 (or per `wrt` argument).
 
-This module is data: it imports neither gradcheck nor pytest.
+This module is data: it imports nothing of gradcheck but the names of the diagnosis
+classes (`gradcheck.DIAGNOSIS_CLASSES`, cheap: no numpy behind it), and not pytest.
 """
 
 from __future__ import annotations
@@ -25,21 +26,10 @@ from typing import Any
 import autograd.numpy as anp
 import numpy as np
 
-#: The diagnosis classes, in the order of precedence of the DESIGN table.
-CLASSES = (
-    "non-finite",
-    "coupling-ignored",
-    "transpose",
-    "sign",
-    "batch-mean-vs-sum",
-    "scale-constant",
-    "bias-only",
-    "input-gradient-only",
-    "wrong-activation-derivative",
-    "missing-term",
-    "precision",
-    "unknown",
-)
+from gradcheck import DIAGNOSIS_CLASSES
+
+#: The diagnosis classes, in their order of precedence (gradcheck/diagnosis/classes.py).
+CLASSES = DIAGNOSIS_CLASSES
 
 
 @dataclass(frozen=True)
@@ -1006,6 +996,8 @@ bug(
 
 # neural-network-from-scratch (gy910210/neural-network-from-scratch#2): "(tan x)' = sec² x =
 # 1 + tan² x", applied to tanh: the derivative written as 1 + tanh² instead of 1 - tanh².
+# Label: where tanh saturates the true derivative is 0 and the row has no factor; the
+# implied φ' (2) beside the true one (0) is still a wrong derivative, not unknown.
 def tanh_layer(x):
     return anp.tanh(x)
 
@@ -1061,6 +1053,9 @@ bug(
 # PyTorch (pytorch/pytorch#31938, "leaky_relu_ wrong gradient with negative slope"): the
 # in-place version took the mask from the output; with slope -2 every output is positive,
 # so the gradient is 1 where it should be -2.
+# Label: the entries that differ are all off by -0.5, but the others are right, so no one
+# factor fits every entry (the table's "g = c·r for one constant c"): each row has its own
+# factor (1 or -0.5), a wrong derivative.
 NEGATIVE_SLOPE = -2.0
 
 
@@ -1225,6 +1220,9 @@ bug(
 # candle (huggingface/candle#1160): the tanh-GELU derivative with six-digit constants, checked
 # in float64, where a relative error of 2e-7 is far beyond rounding: each entry is δ times
 # a function of x that is not φ' (see the float32 precision entry below).
+# Label: a relative error of 2e-7 is also about what float32 rounding would give, which
+# the precision class accepts in a float64 check; but the table gives a failure the first
+# class whose pattern it shows, and a factor per row comes before precision.
 bug(
     name="gelu_tanh_derivative_six_digit_constants",
     expected="wrong-activation-derivative",
@@ -1400,8 +1398,9 @@ bug(
 # FlagGems (flagos-ai/FlagGems#4295, "Accumulate ... low-precision gradients in float32"): a
 # backward that accumulates in a narrower type than its inputs. Here a float64 layer whose
 # weight gradient is accumulated in a float32 buffer: right formula, float32 rounding.
-# (By the letter of the table, "within a small factor of the bound", this is 1e6 times the
-# float64 bound; by its meaning, float32 rounding and not logic, it is precision.)
+# Label: 1e6 times the float64 bound, which the table's "within a small factor of the
+# bound (float32 rounding, not logic)" reads, in a float64 check, as the bound the same
+# gradient would have in float32 (gradcheck/diagnosis/classes.py says so): precision.
 def affine_float32_buffer_wrong(dout, x, w, b):
     dw = np.zeros(w.shape, dtype=np.float32)
     dw += x.T @ dout
@@ -1460,6 +1459,9 @@ bug(
 
 # OneFlow (Oneflow-Inc/oneflow#6149, "fix backward index for gamma beta"): layer norm's
 # weight and bias gradients came out swapped.
+# Label: γ is a 1-D parameter but a scale, not a bias, and its gradient differs too, so
+# bias-only ("only the gradient of a 1-D bias parameter differs") does not apply; the
+# table has no class for two swapped gradients: unknown.
 def layernorm_swapped_wrong(dout, x, gamma, beta):
     dx, dgamma, dbeta = layernorm_backward(dout, x, gamma, beta)
     return dx, dbeta, dgamma
@@ -1480,6 +1482,9 @@ bug(
 # Goodfellow et al., Deep Learning, §6.5.7, as translated in exacity/deeplearningbook-chinese
 # #127: the ReLU's backward zeroes the gradient where the *input* was negative, not where the
 # gradient itself is negative. Plain NumPy forward.
+# Label: dout ⊙ [dout > 0] is not linear in dout, so it is no Jacobian, let alone one with a
+# wrong derivative; where only entries with dout < 0 differ it looks like a dropped term,
+# but draws with dout > 0 where x < 0 contradict that: unknown.
 def relu(x):
     return np.maximum(x, 0.0)
 
@@ -1520,7 +1525,8 @@ bug(
 # p(1 - p), the libnd4j#440 mistake inside attention. The coupling is ignored *inside*
 # the layer (between the scores), not in the layer's own Jacobian, which shows no
 # diagonal-kept pattern to a checker that sees only the layer: by the table's observable
-# patterns this is unknown.
+# patterns this is unknown. (Label kept after review: the table defines coupling-ignored on
+# the layer's own Jacobian, which here keeps its cross terms, only wrong ones.)
 bug(
     name="attention_softmax_diagonal_only",
     expected="unknown",

@@ -6,6 +6,11 @@ cases. `outcome(name)` checks the wrong backward once per process and keeps what
 happened (the GradientMismatch, another exception, or the passing summary), so that the
 several tests that look at it, and `measure`, pay for it once.
 
+`record(name, directory)` is what the tests across the zoo read of an outcome (its class,
+the class names its message mentions, the class its reproduction names), kept as a small
+JSON file in a directory the pytest-xdist workers share, so that the zoo's wrong backward
+passes are checked about once per run rather than once per worker.
+
 `independent_check(entry)` is the zoo's own oracle: central differences in float64 on a
 few seeded random cases, with nothing of gradcheck; it confirms that the correct twin is
 correct and that the wrong backward really differs from it.
@@ -14,8 +19,11 @@ correct and that the wrong backward really differs from it.
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,6 +106,29 @@ def twin_outcome(name: str) -> Outcome:
     """The correct twin of entry `name`, checked once per process."""
     entry = BY_NAME[name]
     return _run(entry, entry.right)
+
+
+def record(name: str, directory: Path | None = None) -> dict[str, Any]:
+    """What the zoo-wide tests read of entry `name`'s outcome: diagnosis, describe (the
+    outcome in words), named (the class names its message mentions) and reproduced (the
+    class its reproduction names: see `reproduce`). Read from `directory` when another
+    process wrote it there, else computed (and written there, atomically)."""
+    path = None if directory is None else directory / f"{name}.json"
+    if path is not None and path.is_file():
+        return dict(json.loads(path.read_text()))
+    found = outcome(name)
+    data = {
+        "diagnosis": found.diagnosis,
+        "describe": found.describe(),
+        "named": class_names_in(found.message),
+        "mismatch": found.mismatch is not None,
+        "reproduced": None if found.mismatch is None else reproduce(BY_NAME[name], found.mismatch),
+    }
+    if path is not None:
+        temporary = path.with_name(f"{name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(data))
+        os.replace(temporary, path)
+    return data
 
 
 # ---- class names in a message --------------------------------------------------------------------
