@@ -10,11 +10,11 @@ from gradcheck.report import (
     Failure,
     OracleSummary,
     Report,
+    figures,
     ratio_bin,
     render_html,
     render_markdown,
 )
-from gradcheck.report import figures
 
 
 def cell(layer: str, activation: str, ratio: float, **verdicts: int) -> Cell:
