@@ -52,6 +52,22 @@ def test_settings_that_are_not_settings_are_a_usage_error():
         gradcheck.check_backward(forward, backward, signature=SIGNATURE, settings="x")
 
 
+@pytest.mark.parametrize("sizes", [{"n": (1, 2, 3)}, {"n": [1]}, {"n": (2, "x")}])
+def test_sizes_that_are_not_a_size_or_a_range_are_a_usage_error(sizes):
+    with pytest.raises(gradcheck.UsageError, match=r"sizes\['n'\]"):
+        gradcheck.check_backward(forward, backward, signature=SIGNATURE, sizes=sizes)
+
+
+def test_user_code_raising_gradchecks_own_usage_error_is_user_codes_error():
+    def picky_forward(x, w):
+        raise gradcheck.UsageError("my layer wants a square w")
+
+    with pytest.raises(gradcheck.UserCodeError, match="my layer wants a square w") as raised:
+        gradcheck.check_backward(picky_forward, backward, signature=SIGNATURE, max_examples=3)
+    assert not isinstance(raised.value, gradcheck.UsageError)
+    assert raised.value.function == "forward"
+
+
 def test_ansi_escapes_from_user_code_are_shown_not_obeyed():
     check = LayerCheck("evil\x1b[2Jlayer", "functional", SIGNATURE)
     check.add_error(gradcheck.UserCodeError("boom \x1b[31mred\x1b[0m"), "float64")

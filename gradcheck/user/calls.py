@@ -14,6 +14,7 @@ This module is free of hypothesis and pytest.
 
 from __future__ import annotations
 
+import pathlib
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -47,6 +48,19 @@ def user_frames(error: BaseException) -> str:
     return "".join(traceback.format_exception(type(error), error, tb)).rstrip()
 
 
+_PACKAGE = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _raised_by_gradcheck(error: BaseException) -> bool:
+    """Whether the innermost frame of the error's traceback is gradcheck's own code."""
+    tb = error.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return pathlib.Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE)
+
+
 def call_user(
     function: Callable[..., Any],
     arguments: Sequence[np.ndarray],
@@ -71,9 +85,11 @@ def call_user(
         raise type(error)(
             f"{error}\n{case.describe()}", function=error.function or role, case=case
         ) from None
-    except GradcheckError:
-        raise
     except Exception as error:
+        # An adapter's own complaint is already worded; user code that raises one of
+        # gradcheck's exceptions is still user code failing.
+        if isinstance(error, GradcheckError) and _raised_by_gradcheck(error):
+            raise
         raise UserCodeError(
             f"{role} raised {type(error).__name__}: {error}\n{case.describe()}\n\n"
             f"{user_frames(error)}",

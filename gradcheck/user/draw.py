@@ -107,7 +107,11 @@ def make_plan(
     for name, size in (sizes or {}).items():
         if name not in ranges:
             raise UsageError(f"sizes names {name!r}, which the signature {signature} does not")
-        if isinstance(size, tuple):
+        if isinstance(size, tuple | list):
+            if len(size) != 2:
+                raise UsageError(
+                    f"sizes[{name!r}] = {size!r}: give one size or a (low, high) range"
+                )
             low, high = (_whole(v, f"sizes[{name!r}]") for v in size)
             if high < low:
                 raise UsageError(f"sizes[{name!r}] = {size}: high must be at least low")
