@@ -50,9 +50,6 @@ from gradcheck.core.differences import difference_sums, extrapolate, second_look
 from gradcheck.core.results import Comparison
 from gradcheck.core.tolerance import Tracked, track
 
-#: Appended to the method of a comparison whose differences were looked at twice.
-SECOND_LOOK = ", second look: rounding at the stencil points"
-
 
 class BlockDifferences:
     """The finite differences of one large case, fed one block of units at a time.
@@ -101,15 +98,14 @@ class BlockDifferences:
             reference = oracles.parameter_differences(
                 *arguments, forward_error[None], layout="columns"
             )
-            reference, again = second_look(
+            reference, _ = second_look(
                 reference, np.asarray(gradient.value)[None], np.asarray(gradient.error)[None],
                 lambda _: oracles.parameter_differences(
                     *arguments, forward_error[None], layout="columns", tracked=True
                 ),
             )  # fmt: skip
-            method = reference.method + (SECOND_LOOK if again.any() else "")
             tally("finite-differences", "parameters").add(
-                method, gradient.value, reference.value[0],
+                reference.method, gradient.value, reference.value[0],
                 gradient.error + reference.error[0], offset=start,
                 seconds=time.perf_counter() - begin,
             )  # fmt: skip

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -312,6 +311,11 @@ class Batch:
         def subset(cases: np.ndarray) -> tuple[Any, ...]:
             return (self.forward, *(a[cases] for a in arguments[1:]))
 
+        # A coupled layer's A is not its gradient: its misses on θ are not looked at twice.
+        uncoupled = np.full(self.count, not self.layer.coupled)
+        if self.mass is not None:
+            uncoupled &= ~(np.asarray(self.mass) > 0.0)
+
         start = time.perf_counter()
         per_case = self.theta[0].size
         parameter_layout = layout
@@ -323,32 +327,32 @@ class Batch:
             reference, directions = oracles.probe_differences(*arguments, probes=probes)
             projected = np.einsum("kqjp,kjp->kq", directions, gradient.value.astype(np.float64))
             hand_bound = np.einsum("kqjp,kjp->kq", np.abs(directions), gradient.error)
-            reference, again = second_look(
+            reference, _ = second_look(
                 reference, projected, hand_bound,
                 lambda cases: oracles.probe_differences(
                     *subset(cases), probes=probes, tracked=True
-                )[0],
+                )[0], uncoupled,
             )  # fmt: skip
             found = compare(
                 "finite-differences", "parameters", reference.method, projected,
                 reference.value, hand_bound + reference.error, time.perf_counter() - start,
                 ("probe",),
             )  # fmt: skip
-            self.add(_second_looks(found, again))
+            self.add(found)
         else:
             reference = oracles.parameter_differences(*arguments, layout=parameter_layout)
-            reference, again = second_look(
+            reference, _ = second_look(
                 reference, gradient.value, gradient.error,
                 lambda cases: oracles.parameter_differences(
                     *subset(cases), layout=parameter_layout, tracked=True
-                ),
+                ), uncoupled,
             )  # fmt: skip
             self.references["finite-differences", "parameters"] = reference
             found = compare(
                 "finite-differences", "parameters", reference.method, gradient.value,
                 reference.value, gradient.error + reference.error, time.perf_counter() - start,
             )  # fmt: skip
-            self.add(_second_looks(found, again))
+            self.add(found)
         start = time.perf_counter()
         input_layout = (
             layout
@@ -356,7 +360,7 @@ class Batch:
             else ("full" if self.z[0].size <= FULL_DIFFERENCES_BUDGET else "columns")
         )
         reference = oracles.input_differences(*arguments, layout=input_layout)
-        reference, again = second_look(
+        reference, _ = second_look(
             reference, inputs_gradient.value, inputs_gradient.error,
             lambda cases: oracles.input_differences(
                 *subset(cases), layout=input_layout, tracked=True
@@ -367,7 +371,7 @@ class Batch:
             "finite-differences", "inputs", reference.method, inputs_gradient.value,
             reference.value, inputs_gradient.error + reference.error, time.perf_counter() - start,
         )  # fmt: skip
-        self.add(_second_looks(found, again))
+        self.add(found)
 
     def diagnose(self, k: int) -> Diagnosis | None:
         """Gather case k's evidence and name the bug (see gradcheck.diagnosis.classes);
@@ -391,13 +395,3 @@ class Batch:
             coupling=coupling, mass=mass, rank_one=self.rank_one,
             diagnose=lambda: self.diagnose(k), at_kink=bool(self.at_kink[k]),
         )  # fmt: skip
-
-
-def _second_looks(comparisons: list[Comparison], again: np.ndarray) -> list[Comparison]:
-    """The comparisons of cases differenced a second time say so in their method."""
-    return [
-        replace(c, method=f"{c.method}, second look: rounding at the stencil points")
-        if twice
-        else c
-        for c, twice in zip(comparisons, again, strict=True)
-    ]

@@ -145,8 +145,9 @@ def extrapolate(
         rounding1 = (forward1 + summation * magnitude1 + terms * ETA64) / step1
         rounding2 = (forward2 + summation * magnitude2 + terms * ETA64) / step2
         rounding = rounding1 + rounding1 * share + rounding2 * share
-        size1, size2 = np.abs(d1), np.abs(d2)
-        arithmetic = gamma(7, np.float64) * (size1 + size1 * share + size2 * share) + 4.0 * ETA64
+        # γ first: near the largest float, |D₁| + |D₁| overflows while the bound does not
+        size1, size2 = gamma(7, np.float64) * np.abs(d1), gamma(7, np.float64) * np.abs(d2)
+        arithmetic = size1 + size1 * share + size2 * share + 4.0 * ETA64
         error = truncation + rounding + arithmetic
         resolved = np.isfinite(estimate) & np.isfinite(error)
     return np.where(resolved, estimate, np.nan), np.where(resolved, error, np.inf)
@@ -161,9 +162,9 @@ def richardson(
     module docstring for a single output. Unresolved entries: NaN, error inf."""
     with np.errstate(all="ignore"):
         estimate = d1 + (d1 - d2) / 3.0
-        size1, size2 = np.abs(d1), np.abs(d2)
-        error = np.abs(d1 - d2) + rounding1 + (rounding1 + rounding2) / 3.0
-        error = error + gamma(7, np.float64) * (size1 + (size1 + size2) / 3.0) + 4.0 * ETA64
+        size1, size2 = gamma(7, np.float64) * np.abs(d1), gamma(7, np.float64) * np.abs(d2)
+        error = np.abs(d1 - d2) + rounding1 + rounding1 / 3.0 + rounding2 / 3.0
+        error = error + size1 + size1 / 3.0 + size2 / 3.0 + 4.0 * ETA64
         resolved = np.isfinite(estimate) & np.isfinite(error)
     return np.where(resolved, estimate, np.nan), np.where(resolved, error, np.inf)
 
@@ -265,14 +266,19 @@ def second_look(
     hand: np.ndarray,
     hand_error: np.ndarray,
     redo: Callable[[np.ndarray], Reference],
+    among: np.ndarray | None = None,
 ) -> tuple[Reference, np.ndarray]:
     """The first look's reference for K stacked cases, with the cases where some
     hand-written entry misses its bound (|g - r| > e_g + e_r) differenced again by
     redo(cases), which charges the forward's rounding at the stencil points (tracked=True).
-    Returns the reference and which cases were looked at again."""
+    among (K booleans) limits the second look to cases whose miss would count (not those
+    of a coupled layer's A, which is not its gradient). Returns the reference and which
+    cases were looked at again."""
     with np.errstate(invalid="ignore"):
         missed = np.abs(np.asarray(hand, dtype=np.float64) - first.value) > hand_error + first.error
     cases = missed.reshape(len(missed), -1).any(axis=1)
+    if among is not None:
+        cases &= among
     if not cases.any():
         return first, cases
     again = redo(np.flatnonzero(cases))

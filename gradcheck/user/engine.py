@@ -18,8 +18,13 @@ two. Without a running bound the fallback model of `gradcheck.core.tolerance` ap
 result says so.
 
 **error(r)**: autograd's own running bound when its Tracked evaluation works (else the
-fallback model); for finite differences the Richardson error, with the forward's
-rounding bounded the same way (Tracked run, else fallback).
+fallback model); for finite differences the error model of `gradcheck.core.differences`,
+with the forward's rounding bounded the same way (`gradcheck.user.finite`): a Tracked
+run, charged at the stencil points in a second look at the entries that miss, else the
+fallback model charged at every stencil point from its outputs, in the precision the
+forward was measured to compute in (`gradcheck.user.noise`), which also sets the steps
+and is charged to the backward as well. An example no oracle can resolve is redrawn
+("cannot resolve: ..."), never called a mismatch.
 
 This module is free of hypothesis and pytest.
 """
@@ -36,9 +41,9 @@ from gradcheck.core.oracles import step_sizes
 from gradcheck.core.results import Verdict
 from gradcheck.core.tolerance import gamma, unit_roundoff
 from gradcheck.diagnosis.user import user_evidence
-from gradcheck.errors import UsageError, UserCodeError
+from gradcheck.errors import UsageError
 from gradcheck.user.bounds import forward_bound, hand_written_bounds, measured_rounding
-from gradcheck.user.calls import reference_forward, run_user_code, user_frames
+from gradcheck.user.calls import reference_forward, run_user_code
 from gradcheck.user.compare import (
     Findings,
     compare,
@@ -47,15 +52,15 @@ from gradcheck.user.compare import (
     structure_comparison,
     verdict_of,
 )
-from gradcheck.user.oracles import (
-    ArgumentDifferences,
-    AutogradReference,
-    NotTraceableError,
+from gradcheck.user.differences import ArgumentDifferences, missed_entries
+from gradcheck.user.finite import (
     StencilError,
-    autograd_reference,
-    differences,
+    forward_differences,
+    look_again,
+    unresolved_everywhere,
 )
-from gradcheck.user.outputs import OutputLayout, layout_of, outputs_of, single_output_view
+from gradcheck.user.oracles import AutogradReference, NotTraceableError, autograd_reference
+from gradcheck.user.outputs import OutputLayout, layout_of, single_output_view
 from gradcheck.user.types import (
     Memo,
     Options,
@@ -103,11 +108,20 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         if reason is not None:
             return _non_differentiable(summary, reason, seconds, started)
     try:
-        fd = _differences(layer, case, layout, arguments64, dout64, out64, forward_error)
+        fd, forward_model, unresolvable, forward_unit = forward_differences(
+            layer, case, layout, arguments64, dout64, out64, forward_error, forward_model, count
+        )
     except StencilError as where:
-        reason = f"the forward is not finite within the finite-difference step of {where}"
+        reason = f"the forward's outputs change shape within the finite-difference step of {where}"
         return _non_differentiable(summary, reason, seconds, started)
+    if unresolvable is not None:
+        return _cannot_resolve(summary, unresolvable, seconds, started)
+    tracked = forward_model.startswith("running")
     kinked = {k: d.kinked for k, d in fd.items() if d.kinked.any()}
+    if kinked and tracked:  # the rounding at the stencil points, before calling it a kink
+        for k, mask in kinked.items():
+            fd[k] = look_again(layer, layout, arguments64, count, k, fd[k], mask)
+        kinked = {k: d.kinked for k, d in fd.items() if d.kinked.any()}
     if kinked and options.kinks == "redraw":
         k, mask = next(iter(kinked.items()))
         return _non_differentiable(summary, _kink_text(layer, k, mask, fd[k]), seconds, started)
@@ -121,17 +135,33 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         ad = None
     mark = lap("autograd", mark)
 
+    if ad is None and (reason := unresolved_everywhere(fd)) is not None:
+        return _cannot_resolve(summary, reason, seconds, started)
+
     # 4. what each side is charged, then every comparison
     measured = measured_rounding(layer.backward, (*case.output_douts, *case.arguments), grads)
     hand_error, ad_error = _charges(
-        layer, case, grads, fd, dout64, ad, hand_bounds, measured, count
+        layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit
     )
+    if tracked:  # a second look at the entries that miss, before anything counts
+        looked = False
+        for i, k in enumerate(layer.wrt):
+            missed = missed_entries(fd[k], grads[i], hand_error[i])
+            if ad is not None:
+                missed = missed | missed_entries(fd[k], ad.gradients[i], ad_error[i])
+            if missed.any():
+                fd[k] = look_again(layer, layout, arguments64, count, k, fd[k], missed)
+                looked = True
+        if looked:
+            hand_error, ad_error = _charges(
+                layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit
+            )
     disagreement = None if ad is None or kinked else _disagreement(layer, fd, ad, ad_error)
     if disagreement is not None:  # autograd is not a reference for this forward here
         skipped["autograd"] = disagreement
         ad = None
         hand_error, ad_error = _charges(
-            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count
+            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit
         )
     findings = Findings()
     for i, (k, g) in enumerate(zip(layer.wrt, grads, strict=True)):
@@ -196,46 +226,6 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         findings.structure,
         findings.compact_identity,
     )
-
-
-def _differences(
-    layer: UserLayer,
-    case: UserCase,
-    layout: OutputLayout,
-    arguments64: tuple[np.ndarray, ...],
-    dout64: np.ndarray,
-    out64: np.ndarray,
-    forward_error: np.ndarray,
-) -> dict[int, ArgumentDifferences]:
-    """Finite differences for every differentiated argument; StencilError where the
-    forward is not finite on the stencil."""
-    names = layer.argument_names
-
-    def evaluate(which: int, variant: np.ndarray) -> np.ndarray:
-        full = list(arguments64)
-        full[which] = variant
-        try:
-            value = layer.forward(*full)
-        except Exception as error:
-            raise UserCodeError(
-                f"forward raised {type(error).__name__}: {error} at a point within the "
-                f"finite-difference step of the case (argument {names[which]} moved by "
-                f"at most 2h)\n{case.describe()}\n\n{user_frames(error)}",
-                function="forward",
-                case=case,
-            ) from error
-        items = [value] if layout.single else outputs_of(value)
-        shapes = [np.shape(item) for item in items]
-        if shapes != list(layout.shapes):
-            raise StencilError(names[which])
-        result = np.asarray(layout.join([np.asarray(v, dtype=np.float64) for v in items]))
-        if not np.all(np.isfinite(result)):
-            raise StencilError(names[which])
-        return result
-
-    return {
-        k: differences(evaluate, arguments64, k, dout64, out64, forward_error) for k in layer.wrt
-    }
 
 
 def _autograd(
@@ -307,6 +297,7 @@ def _charges(
     hand_bounds: Sequence[np.ndarray] | None,
     measured: Sequence[np.ndarray] | None,
     count: int,
+    forward_unit: float,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The error charged to the hand-written gradients and to autograd's, per argument.
 
@@ -314,24 +305,33 @@ def _charges(
     rounding (which also sees constants rounded to the working dtype in plain arrays,
     np.where(x > 0, 1.0, 0.1).astype(np.float32), while the references use the same
     code's float64 constants). Without one, the fallback model of gradcheck.core.tolerance:
-    the other side's running bound re-scaled to this side's dtype, plus γ_m M, plus the
-    measured rounding.
+    the other side's running bound re-scaled to this side's unit roundoff, plus γ_m M,
+    plus the measured rounding.
+
+    A forward measured to compute in a lower precision than the case's dtype (float32
+    buffers in a float64 call, `gradcheck.user.noise`) makes a layer of that precision:
+    its backward is charged at that unit roundoff u too, and u|g| on top for a result
+    stored in it. A float64 layer whose backward alone rounds to float32 is not excused.
     """
-    dtype = case.dtype
-    scale_down = unit_roundoff(np.float64) / unit_roundoff(dtype)
+    case_unit = unit_roundoff(case.dtype)
+    unit = max(case_unit, forward_unit)
     hand_error: list[np.ndarray] = []
     ad_error: list[np.ndarray] = []
     for i, (k, g) in enumerate(zip(layer.wrt, grads, strict=True)):
         magnitude = _magnitude(fd[k], dout64, g)
         seen: Any = measured[i] if measured is not None else 0.0
+        stored = unit * np.abs(g.astype(np.float64)) if unit > case_unit else 0.0
         if hand_bounds is not None:
-            hand_error.append(np.maximum(hand_bounds[i], seen))
+            hand_error.append(np.maximum(hand_bounds[i], seen) + stored)
         else:
-            borrowed = ad.errors[i] / scale_down if ad is not None and ad.errors else 0.0
-            hand_error.append(borrowed + gamma(count, dtype) * magnitude + seen)
+            ratio = unit / unit_roundoff(np.float64)
+            borrowed = ad.errors[i] * ratio if ad is not None and ad.errors else 0.0
+            chained = count * unit / (1.0 - count * unit) if count * unit < 1.0 else np.inf
+            hand_error.append(borrowed + chained * magnitude + seen + stored)
         if ad is not None and ad.errors is not None:
             ad_error.append(ad.errors[i])
         elif ad is not None:
+            scale_down = unit_roundoff(np.float64) / case_unit
             borrowed = hand_bounds[i] * scale_down if hand_bounds is not None else 0.0
             ad_error.append(borrowed + gamma(count, np.float64) * magnitude)
     return hand_error, ad_error
@@ -360,6 +360,17 @@ def _non_differentiable(
     )
 
 
+def _cannot_resolve(
+    summary: UserCaseSummary, reason: str, seconds: dict[str, float], started: float
+) -> UserResult:
+    """An example whose gradient no oracle can resolve: redrawn like a non-differentiable
+    one (never a mismatch), its message naming the cause."""
+    seconds["total"] = time.perf_counter() - started
+    return UserResult(
+        Verdict.NON_DIFFERENTIABLE, f"cannot resolve: {reason}; redrawn", summary, (), seconds
+    )
+
+
 def _kink_text(layer: UserLayer, k: int, mask: np.ndarray, fd: ArgumentDifferences) -> str:
     first = int(np.flatnonzero(mask.reshape(-1))[0])
     name = layer.argument_names[k]
@@ -382,8 +393,10 @@ def _kink_text(layer: UserLayer, k: int, mask: np.ndarray, fd: ArgumentDifferenc
 def _magnitude(fd: ArgumentDifferences, dout: np.ndarray, g: np.ndarray) -> np.ndarray:
     """M_k = Σ_o |δ_o| |∂f_o/∂x_k| (with the Jacobian's own error), the magnitude of the
     terms summed into gradient entry k; |g| where the Jacobian was not formed."""
+    size = np.abs(g.astype(np.float64))
     if fd.jacobian is None or fd.jacobian_error is None:
-        return np.abs(g.astype(np.float64))
+        return size
     terms = np.abs(fd.jacobian) + fd.jacobian_error  # (*out, entries)
+    terms = np.where(np.isfinite(terms), terms, 0.0)  # unresolved entries: |g| stands in
     weights = np.abs(dout).reshape(-1)
-    return (weights @ terms.reshape(weights.size, -1)).reshape(g.shape)
+    return np.maximum((weights @ terms.reshape(weights.size, -1)).reshape(g.shape), size)

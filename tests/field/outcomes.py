@@ -3,10 +3,9 @@
 - `passes`: the check must pass (a correct layer that gradcheck handles today).
 - `caught`: the check must raise GradientMismatch (a real bug of the library); returns
   the error so that the test can look at its diagnosis and worst entry.
-- `no_false_alarm`: what a check of a correct layer SHOULD do once issue 14 is fixed:
-  pass, or end in a clear verdict that is not a mismatch (an error whose message says
-  the differences cannot resolve the gradient). Used under
-  ``xfail(strict=True, reason="issue 14: false alarm ...")``.
+- `no_false_alarm`: what a check of a correct layer must do: pass, or end in a clear
+  verdict that is not a mismatch (an error whose message says the differences cannot
+  resolve the gradient). The checks of issue 14's false alarms use it.
 
 Hypothesis settings are fixed here (derandomized, no example database) so that every
 outcome, and so every strict xfail, is the same on every run and machine.

@@ -1,0 +1,274 @@
+"""Finite differences of a user's layer, one argument at a time, with the error model of
+`gradcheck.core.differences` (shared with the catalogue).
+
+A user's forward is a black box that may not broadcast over extra leading axes, so every
+stencil point is one call. For each differentiated argument x, every entry is moved alone
+by ±h and ±2h (h = cbrt(u_p)·max(1, |x|), u_p the precision the forward computes in:
+float64 unless `gradcheck.user.noise` measured less), or, above `FULL_DIFFERENCES_BUDGET`
+entries, x is moved along `PROBES` random signed directions w = s ⊙ h, which yields
+⟨∇E, w⟩. From the outputs at x and at the four points:
+
+- the central estimate R = D₁ + (D₁ - D₂)/3 of E, with the error of
+  `gradcheck.core.differences` (truncation output by output, rounding of the differenced
+  values at the points, arithmetic);
+- the one-sided estimates 2 D±₁ - D±₂ of E from the right (x, x₊₁, x₊₂) and from the left,
+  each with the same error model (p = 1). Where E is smooth within the stencil the three
+  agree within their errors; where two do not, E has a kink or a jump within 2h and the
+  draw is non-differentiable (`ArgumentDifferences.kinked`);
+- the Jacobian ∂f_o/∂x_e of every output (per-entry arguments), each output with its own
+  central estimate and error, for the structure analysis;
+- where a central stencil is not finite (exp overflows within 2h near 709, a point leaves
+  the forward's domain), the one-sided estimate from the side where it is finite stands in
+  for the central one, with its own error; where neither is, the entry is not resolved
+  (NaN, error inf: not compared).
+
+The forward's rounding at the points is `errors_at(values)` (the fallback model charged at
+each point's own outputs) or, for a forward with a running bound, its bound at x (the
+first look); `second_look` charges the running bound at the stencil points of the entries
+whose comparison failed the first look.
+
+This module is free of I/O, hypothesis and pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from gradcheck.core.differences import U64, difference_sums, extrapolate, step_sizes
+
+#: Arguments with at most this many entries are differenced entry by entry.
+FULL_DIFFERENCES_BUDGET = 64
+#: Random signed directions probed for larger arguments.
+PROBES = 16
+
+Evaluate = Callable[[np.ndarray], np.ndarray]
+ErrorsAt = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ArgumentDifferences:
+    """The finite-difference view of one argument.
+
+    gradient/error: ∂E/∂x per entry (or ⟨∇E, w_q⟩ per probe when directions is given).
+    right/left and their slacks: the one-sided extrapolations of the same quantity.
+    jacobian/jacobian_error: ∂f_o/∂x_e as (output..., entries) for per-entry arguments,
+    None for probed ones. one_sided: entries whose central stencil was not finite and
+    whose estimate is one-sided. The stencil itself (x, the shifts, the outputs at the
+    points and at x, the steps taken, δ and the forward's errors charged at the points)
+    is kept for a second look.
+    """
+
+    gradient: np.ndarray
+    error: np.ndarray
+    right: np.ndarray
+    left: np.ndarray
+    right_slack: np.ndarray
+    left_slack: np.ndarray
+    jacobian: np.ndarray | None
+    jacobian_error: np.ndarray | None
+    directions: np.ndarray | None
+    one_sided: np.ndarray
+    x: np.ndarray
+    shifts: np.ndarray  # (D, *x.shape): each entry's step h (or each probe's w)
+    values: np.ndarray  # (4, D, *out): outputs at x + w, x - w, x + 2w, x - 2w
+    outputs: np.ndarray  # (*out): outputs at x
+    steps: np.ndarray  # (4, D): the steps taken, up1, down1, up2, down2
+    dout: np.ndarray
+    errors: np.ndarray  # (4, D, *out) or broadcastable: the forward's errors at the points
+    base_error: np.ndarray  # (*out): at x
+    looked_twice: bool = False
+
+    @property
+    def kinked(self) -> np.ndarray:
+        """Entries (or probes) where the right, left and central estimates disagree
+        beyond their slacks: E is not differentiable within the stencil there."""
+        central = self.gradient
+        with np.errstate(invalid="ignore"):
+            return (
+                (np.abs(self.right - self.left) > self.right_slack + self.left_slack)
+                | (np.abs(central - self.right) > self.error + self.right_slack)
+                | (np.abs(central - self.left) > self.error + self.left_slack)
+            ) & ~self.one_sided
+
+    @property
+    def unresolved(self) -> int:
+        return int(np.sum(~np.isfinite(self.error)))
+
+    @property
+    def method(self) -> str:
+        if self.directions is not None:
+            text = f"central differences, Richardson, {len(self.directions)} random probes"
+        else:
+            text = "central differences, Richardson, entry by entry"
+        notes = []
+        if self.one_sided.any():
+            notes.append(
+                f"{int(self.one_sided.sum())} one-sided where the forward is not finite "
+                "on one side of the step"
+            )
+        if self.unresolved:
+            notes.append(
+                f"{self.unresolved} not resolved: the forward is not finite on either side "
+                "of the step"
+            )
+        if self.looked_twice:
+            notes.append("second look: the forward's running bound at the stencil points")
+        return text + "".join(f"; {note}" for note in notes)
+
+
+def differences(
+    evaluate: Evaluate,
+    x: np.ndarray,
+    dout: np.ndarray,
+    outputs: np.ndarray,
+    forward_error: np.ndarray,
+    *,
+    errors_at: ErrorsAt | None = None,
+    unit: float = U64,
+    seed: int = 0,
+) -> ArgumentDifferences:
+    """Finite differences of E with respect to x (see the module docstring).
+
+    evaluate(variant) returns the forward's joined float64 output with x replaced by
+    variant (not finite where the forward is not). forward_error bounds the forward's
+    rounding at x; errors_at(values), when given, bounds it at other points from their
+    outputs (the fallback model); unit is the unit roundoff of the forward's precision.
+    """
+    h = step_sizes(x, unit)
+    if x.size <= FULL_DIFFERENCES_BUDGET:
+        shifts = np.zeros((x.size,) + x.shape)
+        shifts.reshape(x.size, -1)[np.arange(x.size), np.arange(x.size)] = h.reshape(-1)
+        probes = None
+    else:
+        rng = np.random.default_rng(seed)
+        shifts = probes = rng.choice([-1.0, 1.0], size=(PROBES,) + x.shape) * h
+    values = np.empty((4, len(shifts)) + outputs.shape)
+    steps = np.empty((4, len(shifts)))
+    with np.errstate(all="ignore"):
+        for row, scale in enumerate((1.0, -1.0, 2.0, -2.0)):
+            for column, shift in enumerate(shifts):
+                variant = x + scale * shift
+                values[row, column] = evaluate(variant)
+                steps[row, column] = np.abs(variant - x).sum()
+    if probes is not None:  # nominal steps: ⟨∇E, w⟩ per probe, w's rounding ignored
+        steps = np.array([1.0, 1.0, 2.0, 2.0])[:, None] * np.ones(len(shifts))
+    base_error = np.asarray(forward_error, dtype=np.float64)
+    errors = np.broadcast_to(base_error, values.shape) if errors_at is None else errors_at(values)
+    return _estimates(
+        x, shifts, probes, values, outputs, steps, dout, np.asarray(errors), base_error, False
+    )
+
+
+def second_look(
+    fd: ArgumentDifferences,
+    missed: np.ndarray,
+    errors_at_point: Callable[[np.ndarray, np.ndarray], np.ndarray | None],
+) -> ArgumentDifferences:
+    """The differences again, with the forward's running bound at the stencil points of
+    the entries (or probes) in `missed`: errors_at_point(variant, outputs) is the bound of
+    the forward at x = variant (None where it has none, which keeps the first look's)."""
+    chosen = np.flatnonzero(np.asarray(missed).reshape(-1))
+    if chosen.size == 0:
+        return fd
+    errors = np.array(np.broadcast_to(fd.errors, fd.values.shape))
+    with np.errstate(all="ignore"):
+        for row, scale in enumerate((1.0, -1.0, 2.0, -2.0)):
+            for column in chosen:
+                bound = errors_at_point(fd.x + scale * fd.shifts[column], fd.values[row, column])
+                if bound is not None:
+                    errors[row, column] = bound
+    again = _estimates(
+        fd.x, fd.shifts, fd.directions, fd.values, fd.outputs, fd.steps, fd.dout, errors,
+        fd.base_error, True,
+    )  # fmt: skip
+    return replace(again, errors=errors)
+
+
+def _estimates(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    probes: np.ndarray | None,
+    values: np.ndarray,
+    outputs: np.ndarray,
+    steps: np.ndarray,
+    dout: np.ndarray,
+    errors: np.ndarray,
+    base_error: np.ndarray,
+    twice: bool,
+) -> ArgumentDifferences:
+    """Every estimate of `ArgumentDifferences` from the outputs at the stencil points."""
+    up1, down1, up2, down2 = steps
+    axes = tuple(range(-outputs.ndim, 0)) if outputs.ndim else ()
+    terms = max(int(dout.size), 1)
+
+    def reduce(array: np.ndarray) -> np.ndarray:
+        return np.sum(array, axis=axes) if axes else array
+
+    plus1, minus1, plus2, minus2 = values
+    e_plus1, e_minus1, e_plus2, e_minus2 = np.broadcast_to(errors, values.shape)
+    with np.errstate(all="ignore"):
+        central = difference_sums(
+            plus1 - minus1, plus2 - minus2, dout, reduce, e_plus1 + e_minus1, e_plus2 + e_minus2
+        )
+        right_sums = difference_sums(
+            plus1 - outputs, plus2 - outputs, dout, reduce,
+            e_plus1 + base_error, e_plus2 + base_error,
+        )  # fmt: skip
+        left_sums = difference_sums(
+            outputs - minus1, outputs - minus2, dout, reduce,
+            e_minus1 + base_error, e_minus2 + base_error,
+        )  # fmt: skip
+    gradient, error = extrapolate(central, up1 + down1, up2 + down2, terms)
+    right, right_slack = extrapolate(right_sums, up1, up2, terms, order=1)
+    left, left_slack = extrapolate(left_sums, down1, down2, terms, order=1)
+    # A central stencil that is not finite: the one-sided estimate of the finite side.
+    one_sided = ~np.isfinite(error) & (np.isfinite(right_slack) | np.isfinite(left_slack))
+    use_right = one_sided & np.isfinite(right_slack)
+    use_left = one_sided & ~use_right
+    gradient = np.where(use_right, right, np.where(use_left, left, gradient))
+    error = np.where(use_right, right_slack, np.where(use_left, left_slack, error))
+    jacobian = jacobian_error = None
+    shape = x.shape
+    if probes is None:
+        lead = (len(shifts),) + (1,) * outputs.ndim
+        with np.errstate(all="ignore"):
+            per_output = difference_sums(
+                plus1 - minus1, plus2 - minus2, np.ones(outputs.shape), lambda a: a,
+                e_plus1 + e_minus1, e_plus2 + e_minus2,
+            )  # fmt: skip
+        step1, step2 = (up1 + down1).reshape(lead), (up2 + down2).reshape(lead)
+        jacobian, jacobian_error = extrapolate(per_output, step1, step2, 0)
+        jacobian = np.moveaxis(jacobian, 0, -1)  # (*out, entries)
+        jacobian_error = np.moveaxis(jacobian_error, 0, -1)
+        gradient, error = gradient.reshape(shape), error.reshape(shape)
+        right, right_slack = right.reshape(shape), right_slack.reshape(shape)
+        left, left_slack = left.reshape(shape), left_slack.reshape(shape)
+        one_sided = one_sided.reshape(shape)
+    return ArgumentDifferences(
+        gradient, error, right, left, right_slack, left_slack, jacobian, jacobian_error,
+        probes, one_sided, x, shifts, values, outputs, steps, dout, errors, base_error, twice,
+    )  # fmt: skip
+
+
+def missed_entries(fd: ArgumentDifferences, hand: np.ndarray, hand_error: np.ndarray) -> np.ndarray:
+    """Entries (or probes) where a hand-written gradient misses the differences' bound."""
+    g = np.asarray(hand, dtype=np.float64)
+    bound = np.broadcast_to(np.asarray(hand_error, dtype=np.float64), g.shape)
+    if fd.directions is not None:
+        directions = fd.directions.reshape(len(fd.directions), -1)
+        g = directions @ g.reshape(-1)
+        bound = np.abs(directions) @ bound.reshape(-1)
+    with np.errstate(invalid="ignore"):
+        return np.abs(g - fd.gradient) > bound + fd.error
+
+
+def join_missed(masks: Sequence[Any]) -> np.ndarray:
+    """The union of several masks of missed entries."""
+    total = np.zeros(np.shape(masks[0]), dtype=bool)
+    for mask in masks:
+        total |= np.asarray(mask, dtype=bool)
+    return total

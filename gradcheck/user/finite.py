@@ -1,0 +1,147 @@
+"""The finite-difference oracle of one example of a user's layer.
+
+`forward_differences` differences every differentiated argument
+(`gradcheck.user.differences`). When the forward has no running bound (the fallback
+model of `gradcheck.core.tolerance`), it first measures the precision the forward really
+computes in (`gradcheck.user.noise`) and charges the fallback model, scaled to that
+precision, at every stencil point from the outputs there; the steps follow the same
+precision. A forward noisier than any standard precision cannot be resolved by
+differences, and the example says so instead of comparing.
+
+`look_again` is the second look for a forward with a running bound: the entries whose
+comparison failed (or whose one-sided estimates disagree) are differenced again with the
+running bound evaluated at their stencil points, before anything is called a mismatch or
+a kink.
+
+This module is free of hypothesis and pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from gradcheck.core.differences import U64
+from gradcheck.core.tolerance import gamma
+from gradcheck.errors import UserCodeError
+from gradcheck.user.bounds import forward_bound
+from gradcheck.user.calls import user_frames
+from gradcheck.user.differences import ArgumentDifferences, differences, second_look
+from gradcheck.user.noise import measure_precision
+from gradcheck.user.outputs import OutputLayout, outputs_of
+from gradcheck.user.types import UserCase, UserLayer
+
+
+class StencilError(Exception):
+    """Internal: the forward's outputs change shape within the finite-difference step."""
+
+
+def evaluator(
+    layer: UserLayer, case: UserCase, layout: OutputLayout
+) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
+    """forward(*arguments) as the joined float64 outputs (not finite where the forward is
+    not); UserCodeError where it raises, StencilError where its shapes change."""
+    names = layer.argument_names
+
+    def evaluate(arguments: Sequence[np.ndarray]) -> np.ndarray:
+        try:
+            value = layer.forward(*arguments)
+        except Exception as error:
+            raise UserCodeError(
+                f"forward raised {type(error).__name__}: {error} at a point within the "
+                f"finite-difference step of the case (its float arguments moved by at most "
+                f"2h)\n{case.describe()}\n\n{user_frames(error)}",
+                function="forward",
+                case=case,
+            ) from error
+        items = [value] if layout.single else outputs_of(value)
+        if [np.shape(item) for item in items] != list(layout.shapes):
+            raise StencilError(", ".join(names[k] for k in layer.wrt))
+        return np.asarray(layout.join([np.asarray(v, dtype=np.float64) for v in items]))
+
+    return evaluate
+
+
+def forward_differences(
+    layer: UserLayer,
+    case: UserCase,
+    layout: OutputLayout,
+    arguments64: tuple[np.ndarray, ...],
+    dout64: np.ndarray,
+    out64: np.ndarray,
+    forward_error: np.ndarray,
+    forward_model: str,
+    count: int,
+) -> tuple[dict[int, ArgumentDifferences], str, str | None, float]:
+    """Finite differences for every differentiated argument, the forward's error model
+    (with the measured precision, where it was measured), why differences cannot resolve
+    the gradient (None when they can), and the unit roundoff the forward computes in."""
+    evaluate = evaluator(layer, case, layout)
+    errors_at = None
+    unit = U64
+    if not forward_model.startswith("running"):
+        # The fallback model γ_m|f| + (measured rounding), re-evaluated at other outputs.
+        relative = gamma(count, np.float64)
+        measured = np.maximum(forward_error - relative * np.abs(out64), 0.0)
+
+        def model(values: np.ndarray) -> np.ndarray:
+            return relative * np.abs(values) + measured
+
+        precision = measure_precision(evaluate, arguments64, layer.wrt, out64, model)
+        if not precision.resolved:
+            return {}, forward_model, precision.describe(), np.inf
+        if precision.scale != 1.0:
+            forward_model = f"{forward_model}; {precision.describe()}"
+        scale = precision.scale
+
+        def scaled(values: np.ndarray) -> np.ndarray:
+            return scale * model(values)
+
+        errors_at, unit = scaled, precision.unit
+        forward_error = scaled(out64)
+    found = {}
+    for k in layer.wrt:
+
+        def moved(variant: np.ndarray, k: int = k) -> np.ndarray:
+            full = list(arguments64)
+            full[k] = variant
+            return evaluate(full)
+
+        found[k] = differences(
+            moved, arguments64[k], dout64, out64, forward_error, errors_at=errors_at, unit=unit
+        )
+    return found, forward_model, None, unit
+
+
+def look_again(
+    layer: UserLayer,
+    layout: OutputLayout,
+    arguments64: tuple[np.ndarray, ...],
+    count: int,
+    k: int,
+    fd: ArgumentDifferences,
+    missed: np.ndarray,
+) -> ArgumentDifferences:
+    """The second look at argument k: the forward's running bound at the stencil points
+    of the missed entries (a point where the forward has none keeps the first look's)."""
+
+    def bound_at(variant: np.ndarray, outputs: np.ndarray) -> np.ndarray | None:
+        if not np.all(np.isfinite(outputs)):  # an unresolved point has no bound to charge
+            return None
+        full = list(arguments64)
+        full[k] = variant
+        error, model = forward_bound(layer, full, outputs, count, layout)
+        return error if model.startswith("running") else None
+
+    return second_look(fd, missed, bound_at)
+
+
+def unresolved_everywhere(fd: dict[int, ArgumentDifferences]) -> str | None:
+    """Why the differences resolve none of the gradient (None when they resolve some)."""
+    if fd and all(d.unresolved == d.error.size for d in fd.values()):
+        return (
+            "the forward is not finite within the finite-difference step on either side of "
+            "any entry (it overflows, or leaves its domain), and no other oracle applies"
+        )
+    return None

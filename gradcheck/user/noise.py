@@ -1,0 +1,233 @@
+"""The precision a user's forward really computes in, measured from how its outputs move.
+
+A forward without a running bound is charged the fallback model of
+`gradcheck.core.tolerance`, γ_m(float64)·|f| plus its measured rounding: the model of a
+float64 computation. Libraries that keep float32 buffers inside a float64 call (tinynn's
+im2col, its RNN and LSTM states) are 10⁹ times noisier than that, and finite differences
+charged with the float64 model see their noise as slope ("reference 0", "scale-constant
+1.0107").
+
+**Measurement.** Along a random signed direction s of every differentiated argument, the
+forward is evaluated at x + c g ⊙ s for c = 0 and `POINTS` random distinct integers in
+(0, C], and again for c = 0 and as many in [-C, 0). g_k = 2^⌊log₂ max(1, |x_k|)⌋ 2^-b is a
+power of two with C g ≈ τ max(1, |x|) (τ = cbrt(u)/4 of the precision tried), so that
+every point is a float64 number (x_k + c g_k is a multiple of x_k's ulp within its
+binade) and the points of a side lie on a line. Each side's outputs are fitted by a
+polynomial of degree `DEGREE` in c (least squares, the projection P). For a smooth f the
+residual r = (I - P) f is the fit's truncation, about (τ max(1, |x|))⁴ |f⁽⁴⁾| / 24;
+rounding errors n_i with |n_i| <= e_o(point i) leave at most ‖I - P‖_∞ max_i e_o in it
+(about 2.5 max_i e_o). The excess X = max_(o,i) |r_io| / max_i e_o (the smaller of the
+two sides, the larger of two directions) is the noise the residuals show in units of the
+model, and X / ‖I - P‖_∞ > 1 proves the model wrong. Noise shows on both sides of x; a
+kink within reach (a tie in a max pool) bends one side's fit only, which is why the sides
+are fitted apart and the smaller is taken. The positions are random rather than evenly
+spaced because the rounding of an input to float32 is a sawtooth in x: on an even grid
+its errors can fall on a line (x = 3 moved by 19 float32 ulps less 0.13 at each step),
+which the fit absorbs; at random multiples of g < ulp₃₂ they are as good as random.
+Outputs that lie on the float32 grid (or float16, bfloat16) at points that do not are
+stored in that precision, even where they do not move at all (tanh(5) in float32 is
+0.9999092 at every point of x ± 1e-6): the precision is then at least that one.
+
+**Precision.** Where X <= ‖I - P‖_∞ the float64 model stands. Otherwise the forward is
+charged the model scaled by the smallest of these factors that covers X: a power of two
+up to 2¹⁰ (a float64 computation whose model counts too few roundings: a transcendental
+charged as one operation, a cancellation), then u_p/u₆₄ for the standard precisions p =
+float32 (2²⁹), float16 (2⁴²) and bfloat16 (2⁴⁵), for a forward that computes in p
+somewhere: the same operations, some of them in p. The effective unit roundoff
+u = u₆₄·scale also sets the finite differences' step, h = cbrt(u)·max(1, |x|), which
+balances their truncation against that rounding (float32: h = 3.9e-3·max(1, |x|)). The
+measurement is repeated at the spacing τ = cbrt(u)/4 of the scale chosen (a coarser
+precision shows its rounding only at a coarser spacing) until it is covered. A forward
+noisier than bfloat16 cannot be resolved by differences, and the check says so.
+
+This module is free of I/O, hypothesis and pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradcheck.core.differences import U64
+
+#: The scales of the float64 model a forward may be charged, finest first, and what each
+#: stands for: powers of two for a float64 computation whose model counts too few
+#: roundings, then the standard lower precisions (u_p / u₆₄).
+SCALES = tuple((float(2**k), "float64") for k in range(11)) + (
+    (float(np.finfo(np.float32).eps) / 2.0 / U64, "float32"),
+    (float(np.finfo(np.float16).eps) / 2.0 / U64, "float16"),
+    (2.0**-8 / U64, "bfloat16"),
+)
+#: Random points (besides x itself) on each side of x along each direction, their range
+#: of integer positions, and the degree of the fit.
+POINTS = 7
+POSITIONS = 1 << 10
+DEGREE = 3
+#: Random directions measured at each spacing.
+DIRECTIONS = 2
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What the measurement found: the precision the forward is charged at, the factor its
+    float64 model is scaled by (inf: noisier than bfloat16), the effective unit roundoff
+    u₆₄·scale, and the excess X measured (at most ‖I - P‖_∞ where the model holds)."""
+
+    name: str
+    scale: float
+    excess: float
+
+    @property
+    def unit(self) -> float:
+        return U64 * self.scale
+
+    @property
+    def resolved(self) -> bool:
+        return bool(np.isfinite(self.scale))
+
+    def describe(self) -> str:
+        if not self.resolved:
+            return (
+                f"the forward's outputs are {self.excess:.3g} times noisier than its float64 "
+                "model, more than even bfloat16 rounding would make them: finite differences "
+                "cannot resolve its gradient"
+            )
+        if self.scale == 1.0:
+            return "measured noise within the float64 model"
+        if self.name == "float64":
+            return (
+                f"measured noise {self.excess:.3g} times the float64 model: the model is "
+                f"scaled by {self.scale:g}, and so are the finite differences' steps (by "
+                f"cbrt({self.scale:g}))"
+            )
+        return (
+            f"measured: the forward's outputs are {self.excess:.3g} times noisier than a "
+            f"float64 computation's, as a {self.name} computation's are (it computes in "
+            f"{self.name} somewhere): its rounding is charged at {self.name}, and the finite "
+            f"differences step by cbrt(u_{self.name})·max(1, |x|)"
+        )
+
+
+def measure_precision(
+    evaluate: Callable[[Sequence[np.ndarray]], np.ndarray],
+    arguments: Sequence[np.ndarray],
+    wrt: Sequence[int],
+    outputs: np.ndarray,
+    model: Callable[[np.ndarray], np.ndarray],
+    *,
+    seed: int = 0,
+) -> Precision:
+    """The precision the forward computes in (see the module docstring).
+
+    evaluate(arguments) returns the joined float64 outputs (not finite where the forward
+    is not); model(values) is the float64 model's rounding bound for outputs `values`.
+    """
+    scale, name, excess = 1.0, "float64", 0.0
+    for _ in range(len(SCALES)):
+        spacing = float(np.cbrt(U64 * scale)) / 4.0
+        found, spread = _excess(evaluate, arguments, wrt, outputs, model, spacing, seed)
+        excess = max(excess, found)
+        if excess <= (spread if scale == 1.0 else scale):  # covered: the model stands
+            break
+        covering = [(s, n) for s, n in SCALES if s >= excess]
+        if not covering:
+            return Precision("unresolved", np.inf, excess)
+        scale, name = covering[0]
+    return Precision(name, scale, excess)
+
+
+def _excess(
+    evaluate: Callable[[Sequence[np.ndarray]], np.ndarray],
+    arguments: Sequence[np.ndarray],
+    wrt: Sequence[int],
+    outputs: np.ndarray,
+    model: Callable[[np.ndarray], np.ndarray],
+    spacing: float,
+    seed: int,
+) -> tuple[float, float]:
+    """The excess X over DIRECTIONS random directions at this spacing, and the largest
+    ‖I - P‖_∞ of their fits (see the module docstring)."""
+    rng = np.random.default_rng([seed, round(-float(np.log2(spacing)))])
+    worst, widest = 0.0, 0.0
+    coarsest = -1  # the coarsest grid every output lies on; -1: nothing seen yet
+    for _ in range(DIRECTIONS):
+        moves = {}
+        for k in wrt:
+            scale = np.exp2(np.floor(np.log2(np.maximum(1.0, np.abs(arguments[k])))))
+            grid = scale * np.exp2(np.floor(np.log2(spacing / POSITIONS)))  # a power of two
+            moves[k] = rng.choice([-1.0, 1.0], size=arguments[k].shape) * grid
+        sides = []
+        for sign in (1, -1):
+            picked = rng.choice(np.arange(1, POSITIONS + 1), size=POINTS, replace=False)
+            positions = np.concatenate([[0], sign * picked])
+            design = np.vander(positions / POSITIONS, DEGREE + 1)
+            residual = np.eye(len(positions)) - design @ np.linalg.pinv(design)
+            widest = max(widest, float(np.max(np.sum(np.abs(residual), axis=1))))
+            rows = [outputs]
+            with np.errstate(all="ignore"):
+                for t in positions[1:]:
+                    moved = [a + t * moves[k] if k in moves else a for k, a in enumerate(arguments)]
+                    rows.append(np.asarray(evaluate(moved), dtype=np.float64))
+                stacked = np.stack(rows)
+                bounds = model(np.where(np.isfinite(stacked), stacked, 0.0))
+                values = stacked.reshape(len(positions), -1)
+                finite = np.isfinite(values).all(axis=0)
+                values = np.where(finite, values, 0.0)
+                misfit = np.max(np.abs(residual @ values), axis=0)
+                allowed = np.max(bounds.reshape(len(positions), -1), axis=0)
+                ratio = np.where(misfit == 0, 0.0, np.where(allowed > 0, misfit / allowed, np.inf))
+            coarsest = max(coarsest, _granular(values[1:]))
+            sides.append(float(np.max(np.where(finite, ratio, 0.0), initial=0.0)))
+        worst = max(worst, min(sides))  # a kink within reach spoils one side, noise both
+    if 0 <= coarsest < len(GRANULES) and worst <= GRANULES[coarsest][0]:
+        # Outputs on a float32 (float16, bfloat16) grid at points that are not: the forward
+        # stores them in that precision, even where they do not move at all (tanh(5) is
+        # 0.9999092 in float32 whatever x ± 1e-6 does to it).
+        worst = GRANULES[coarsest][0]
+    return worst, widest
+
+
+#: The grids a float64 output may turn out to lie on, coarsest first: the scale of each
+#: precision (u_p / u₆₄) and a test of membership.
+GRANULES = (
+    (2.0**-8 / U64, lambda v: _on_float32(v) & (_low_bits(v) == 0)),
+    (float(np.finfo(np.float16).eps) / 2.0 / U64, lambda v: _on(v, np.float16)),
+    (float(np.finfo(np.float32).eps) / 2.0 / U64, lambda v: _on_float32(v)),
+)
+
+
+def _on(values: np.ndarray, dtype: type[np.floating[Any]]) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return values.astype(dtype).astype(np.float64) == values
+
+
+def _on_float32(values: np.ndarray) -> np.ndarray:
+    return _on(values, np.float32)
+
+
+def _low_bits(values: np.ndarray) -> np.ndarray:
+    """The 16 low bits of each value's float32 encoding (bfloat16 keeps the high 16)."""
+    with np.errstate(over="ignore"):
+        return values.astype(np.float32).view(np.uint32) % 65536
+
+
+def _granular(values: np.ndarray) -> int:
+    """The index in `GRANULES` of the coarsest grid every output value at the moved points
+    lies on (the points themselves lie on no float32 grid), len(GRANULES) where there is
+    none. Values with at most 4 significant bits (0, ±1, 0.75, saturated outputs) lie on
+    every grid and tell nothing: another one must be there, else -1. One suffices: a value
+    of a float64 computation lands on the float32 grid by chance once in 2²⁹, a float32
+    value on the bfloat16 grid once in 2¹⁶ (tanh(5) stored in float32 is 0.9999092 at
+    every point of x ± 1e-6: the only value there is, and it says float32)."""
+    finite = values[np.isfinite(values)]
+    mantissa, _ = np.frexp(finite)
+    informative = np.unique(finite[mantissa * 16.0 != np.round(mantissa * 16.0)])
+    if informative.size == 0:
+        return -1
+    for index, (_, on_grid) in enumerate(GRANULES):
+        if np.all(on_grid(finite)):
+            return index
+    return len(GRANULES)

@@ -1,0 +1,242 @@
+"""User layers at every magnitude and in every precision (issue 14): no false alarm where the
+finite differences, not the layer, are at fault, and the planted bugs still caught.
+
+Each hand-written gradient here is confirmed right by a computation written for the test
+(exact rational arithmetic, the complex step, math.exp), never by gradcheck.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import gradcheck
+from gradcheck.core.differences import U64
+from gradcheck.user.noise import measure_precision
+
+QUIET = settings(
+    max_examples=15, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
+
+
+# ---- rounding charged where the differences are taken ------------------------------------------
+
+
+def square_forward(x, w):
+    return (x @ w) ** 2
+
+
+def square_backward(dout, x, w):
+    s = x @ w
+    return (2 * dout * s) @ w.T, x.T @ (2 * dout * s)
+
+
+def exact_square_gradient(x, w, dout):
+    """∂/∂w of Σ dout (x w)² in rational arithmetic: Σ_n x_ni 2 dout_nj s_nj."""
+    f = np.vectorize(lambda v: Fraction(float(v)), otypes=[object])
+    xs, ws, ds = f(x), f(w), f(dout)
+    s = xs @ ws
+    return np.vectorize(float)(xs.T @ (2 * ds * s))
+
+
+def test_tiny_weights_are_no_false_alarm():
+    """(x @ w)² with w ~ 1e-10: |f| ≈ 1e-20 at w, ≈ 1e-11 at w ± h. The issue's 39/40."""
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        x, w = rng.normal(size=(3, 2)), rng.normal(size=(2, 2)) * 1e-10
+        dout = rng.normal(size=(3, 2))
+        hand = square_backward(dout, x, w)[1]
+        np.testing.assert_allclose(hand, exact_square_gradient(x, w, dout), rtol=1e-14)
+        summary = gradcheck.check_backward(
+            square_forward,
+            square_backward,
+            signature="(n,i),(i,j)->(n,j)",
+            autograd=False,
+            example=((x, w), dout),
+        )
+        assert summary.passed and summary.examples == 1, summary.describe()
+
+
+# ---- overflow near exp's 709 ---------------------------------------------------------------------
+
+
+def exp_backward(dout, x):
+    return dout * np.exp(x)
+
+
+@pytest.mark.parametrize("x", [709.0, 709.7, 709.78])
+def test_exp_near_overflow_is_resolved(x):
+    """At 709 the extrapolation used to overflow (4 D(h)); at 709.78 exp(x + h) is inf and
+    the one-sided differences from the left stand in. math.exp confirms the gradient."""
+    point = np.array([x])
+    assert exp_backward(np.ones(1), point)[0] == math.exp(x)
+    summary = gradcheck.check_backward(
+        np.exp,
+        exp_backward,
+        signature="(n)->(n)",
+        autograd=False,
+        example=((point,), np.ones(1)),
+    )
+    assert summary.passed and summary.examples == 1, summary.describe()
+    with pytest.raises(gradcheck.GradientMismatch):  # and a wrong one is still caught
+        gradcheck.check_backward(
+            np.exp,
+            lambda dout, x: 0.99 * exp_backward(dout, x),
+            signature="(n)->(n)",
+            autograd=False,
+            example=((point,), np.ones(1)),
+        )
+
+
+def test_a_forward_finite_nowhere_near_the_point_cannot_be_resolved():
+    """Finite at 2 only: neither side of any step is finite. Not a mismatch: the example
+    is redrawn, and the summary names the cause."""
+
+    def forward(x):
+        return np.where(x == 2.0, x, np.inf)
+
+    summary = gradcheck.check_backward(
+        forward,
+        lambda dout, x: dout,
+        signature="(n)->(n)",
+        autograd=False,
+        example=((np.array([2.0]),), np.ones(1)),
+    )
+    assert summary.examples == 0 and "cannot resolve" in summary.message
+
+
+# ---- forwards that compute in float32 inside a float64 call -------------------------------------
+
+
+def float32_buffer_forward(x, w):
+    """tanh(x w) kept in a float32 buffer, returned in x's dtype (as tinynn's RNN does)."""
+    buffer = np.empty((x.shape[0], w.shape[1]), dtype=np.float32)
+    buffer[...] = np.tanh(x @ w)
+    return buffer.astype(x.dtype)
+
+
+def float32_buffer_backward(dout, x, w):
+    slope = dout * (1.0 - np.tanh(x @ w) ** 2)
+    return slope @ w.T, x.T @ slope
+
+
+def complex_step_gradients(x, w, dout):
+    """∂E/∂x and ∂E/∂w of E = Σ dout tanh(x w) by the complex step (h = 1e-150): no
+    subtraction, exact to float64 rounding."""
+    step = 1e-150
+    found = []
+    for which in (0, 1):
+        arrays = [x.astype(complex), w.astype(complex)]
+        gradient = np.empty(arrays[which].shape)
+        for index in np.ndindex(gradient.shape):
+            moved = [a.copy() for a in arrays]
+            moved[which][index] += 1j * step
+            gradient[index] = np.sum(dout * np.tanh(moved[0] @ moved[1])).imag / step
+        found.append(gradient)
+    return found
+
+
+def test_a_float32_buffer_is_measured_and_the_check_passes():
+    rng = np.random.default_rng(7)
+    x, w, dout = rng.normal(size=(3, 2)), rng.normal(size=(2, 3)), rng.normal(size=(3, 3))
+    for hand, exact in zip(
+        float32_buffer_backward(dout, x, w), complex_step_gradients(x, w, dout), strict=True
+    ):
+        np.testing.assert_allclose(hand, exact, rtol=1e-13, atol=1e-15)
+    summary = gradcheck.check_backward(
+        float32_buffer_forward,
+        float32_buffer_backward,
+        signature="(n,i),(i,j)->(n,j)",
+        settings=QUIET,
+    )
+    assert summary.passed and summary.examples > 0, summary.describe()
+    (model,) = set(summary.error_models["forward"])
+    assert "as a float32 computation's are" in model
+
+
+def test_a_saturated_float32_buffer_is_measured_by_its_grid():
+    """tanh(5) stored in float32 does not move at all under x ± 1e-6 (the issue's 'reference
+    0'): the outputs' float32 grid tells the precision."""
+    x, w, dout = np.array([[1.0]]), np.array([[5.0]]), np.array([[1.0]])
+    exact = 5.0 / math.cosh(5.0) ** 2  # ∂/∂x tanh(5x) at x = 1
+    assert float32_buffer_backward(dout, x, w)[0].item() == pytest.approx(exact, rel=1e-14)
+    summary = gradcheck.check_backward(
+        float32_buffer_forward,
+        float32_buffer_backward,
+        signature="(n,i),(i,j)->(n,j)",
+        example=((x, w), dout),
+    )
+    assert summary.passed and summary.examples == 1, summary.describe()
+
+
+@pytest.mark.parametrize("factor", [1.01, -1.0])
+def test_bugs_in_a_float32_layer_are_still_caught(factor):
+    def wrong(dout, x, w):
+        dx, dw = float32_buffer_backward(dout, x, w)
+        return factor * dx, dw
+
+    with pytest.raises(gradcheck.GradientMismatch):
+        gradcheck.check_backward(
+            float32_buffer_forward, wrong, signature="(n,i),(i,j)->(n,j)", settings=QUIET
+        )
+
+
+def test_a_float64_layer_whose_backward_rounds_to_float32_is_not_excused():
+    """Only a forward measured in float32 makes a float32 layer: a float64 forward with a
+    float32 weight gradient is the precision bug it was (tests/zoo)."""
+
+    def forward(x, w):
+        return np.tanh(x @ w)
+
+    def backward(dout, x, w):
+        dx, exact = float32_buffer_backward(dout, x, w)
+        dw = np.zeros(w.shape, dtype=np.float32)
+        dw += exact  # accumulated in a float32 buffer
+        return dx, dw.astype(x.dtype)
+
+    with pytest.raises(gradcheck.GradientMismatch):
+        gradcheck.check_backward(forward, backward, signature="(n,i),(i,j)->(n,j)", settings=QUIET)
+
+
+# ---- the measurement itself -----------------------------------------------------------------
+
+
+def fallback(count):
+    """The fallback model of a float64 forward: γ_m |f|."""
+    return lambda values: count * U64 / (1 - count * U64) * np.abs(values)
+
+
+@pytest.mark.parametrize(
+    ("function", "x"),
+    [(np.tanh, 0.3), (np.exp, 709.0), (np.sin, 3.0), (lambda v: v**2, 1e-10)],
+)
+def test_float64_code_is_measured_as_float64(function, x):
+    arguments = [np.array([x, 0.5, -1.25])]
+    found = measure_precision(
+        lambda a: function(a[0]), arguments, [0], function(arguments[0]), fallback(4)
+    )
+    assert found.name == "float64" and found.scale <= 16, found
+
+
+def test_a_tie_within_reach_is_not_noise():
+    """max(x₀, x₁) at a tie bends one side of the fit only."""
+    arguments = [np.array([1.5, 1.5])]
+
+    def function(a):
+        return np.array([np.max(a[0])])
+
+    found = measure_precision(function, arguments, [0], function(arguments), fallback(3))
+    assert found.name == "float64", found
+
+
+def test_noise_beyond_bfloat16_cannot_be_resolved():
+    def function(a):
+        return a[0] * (1.0 + 0.1 * np.sin(1e9 * a[0]))
+
+    arguments = [np.array([0.7, 1.3])]
+    found = measure_precision(function, arguments, [0], function(arguments), fallback(3))
+    assert not found.resolved and "cannot resolve" in found.describe()
