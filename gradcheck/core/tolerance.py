@@ -90,15 +90,30 @@ side without a running bound is charged the sum of
   g_hi is u_hi/u times as large (the same operations in both precisions).
 
 A forward without a running bound (finite differences need its rounding) is charged
-γ_m(float64) · |f| per output plus its measured rounding, the same way. Where the
+γ_m(float64) · |f| per output plus its measured rounding, the same way, evaluated at every
+point the differences take from the outputs there. The precision it really computes in
+is measured (`gradcheck.user.noise`: residuals of polynomial fits through random points
+along a random direction, and whether its outputs lie on a float32 grid where the
+inputs do not); where the model falls short, the forward is charged the model scaled to
+the precision that covers what was measured (a power of two up to 2¹⁰ for a float64
+computation with more roundings than counted; u_p/u₆₄ for float32, float16 or bfloat16
+buffers inside a float64 call), its differences step by cbrt(u_p)·max(1, |x|), and its
+backward is charged at u_p too (plus u_p|g| for storing in it). A forward noisier than
+bfloat16 cannot be resolved by differences: the example is redrawn and says so. Where the
 hand-written side does have a running bound, it is charged the larger of that bound and
 the measured rounding: a constant rounded to float32 in a plain array
 (``np.where(x > 0, 1.0, 0.1).astype(np.float32)``) is invisible to the running bound,
 while the references use the float64 constant of the same code.
 
+**The compact identity of a user's layer** (δ ⊙ B with B the per-unit blocks of the
+finite-difference Jacobian, for a parameter the structure analysis finds partitioned)
+carries, besides the error of the blocks it sums, Σ_(o outside e's unit) |δ_o| (|J_oe| +
+err_oe): "partitioned" means every cross-unit entry is zero within its error, not zero.
+
 Where the pieces live: `rounding` (u, γ_m, η, `summation_bound`), `events` (kinks and
 ties met while evaluating), `ufunc_rules` and `array_rules` (one rule per numpy
-function), `tracked` (the Tracked type), `expansions` (outer-product error factors).
+function), `tracked` (the Tracked type), `expansions` (outer-product error factors);
+`gradcheck.core.differences` the finite differences' error model.
 This module gathers them: import the error model from here. Free of I/O, hypothesis and
 pytest.
 """
