@@ -24,7 +24,7 @@ that no draw contradicts and at least one draw shows:
 | input-gradient-only         | only input gradients differ; the parameters' are right          |
 | wrong-activation-derivative | the backward is linear in dout and each Jacobian row is the     |
 |                             | reference row times its own factor, not one factor for all      |
-|                             | (rows whose reference is 0 may hold only the entries ∂a uses)   |
+|                             | (a row whose reference is 0, φ' = 0, cannot contradict it)      |
 | missing-term                | every wrong argument is 0 where r is not, or per row (or per    |
 |                             | column) its error is a + b · its own values                     |
 | precision                   | the error is within PRECISION_FACTOR of its bound, or (float64) |

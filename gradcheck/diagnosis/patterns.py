@@ -258,7 +258,8 @@ def input_gradient_only(evidence: Evidence) -> Finding | None:
 
 def _row_factors(jacobian: JacobianEvidence) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Per row: the factor c with hand = c · reference (NaN on a zero reference row), how
-    uncertain c is, and whether the rows differ; None when some row is not c · reference."""
+    uncertain c is, and whether the rows differ; None when some row with a reference is
+    not c · reference."""
     hand, reference, bound = jacobian.hand_written, jacobian.reference, jacobian.bound
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         nonzero = np.any(np.abs(reference) > bound, axis=-1)
@@ -271,16 +272,9 @@ def _row_factors(jacobian: JacobianEvidence) -> tuple[np.ndarray, np.ndarray, np
         fits = np.all(np.abs(hand - fitted) <= slack, axis=-1)
         peak = np.max(np.abs(reference), axis=-1)
         spread = np.where(nonzero, np.max(bound, axis=-1) / np.where(peak > 0, peak, 1), np.inf)
-    # A zero reference row says nothing of ∂a: its hand row may only hold entries some
-    # row of the reference uses, or the entry that reads φ' itself.
-    support = np.any(np.abs(reference) > bound, axis=tuple(range(reference.ndim - 1)))
-    allowed = np.broadcast_to(support, hand.shape).copy()
-    if jacobian.reading is not None:
-        for index in np.argwhere(jacobian.reading >= 0):
-            where = tuple(int(i) for i in index)
-            allowed[where + (int(jacobian.reading[where]),)] = True
-    zero_fits = np.all((np.abs(hand) <= bound) | allowed, axis=-1)
-    if not np.all(np.where(nonzero, fits, zero_fits)):
+    # A zero reference row (φ'(a) = 0: a saturated tanh, a ReLU's flat side) says nothing
+    # of ∂a, so any hand row there is h(a) · ∂a for some h(a): it cannot contradict.
+    if not np.all(fits | ~nonzero):
         return None
     differ = np.any(~(np.abs(hand - reference) <= bound), axis=-1)
     return factors, spread, differ
