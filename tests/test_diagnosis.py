@@ -4,8 +4,13 @@ its neighbours, the order decides ties, and the decision over several draws is m
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+
 import numpy as np
 import pytest
+from mutants import MUTANTS
 
 import gradcheck
 from gradcheck.diagnosis.classes import (
@@ -18,6 +23,7 @@ from gradcheck.diagnosis.classes import (
     diagnose,
 )
 from gradcheck.errors import NonFiniteOutputError
+from gradcheck.strategies import assert_gradients_correct
 
 RNG = np.random.default_rng(11)
 R = RNG.normal(size=(3, 4))  # a reference gradient, J × P
@@ -383,3 +389,30 @@ def test_the_default_size_range_is_check_backwards():
 
     parameters = inspect.signature(gradcheck.check_backward).parameters
     assert (parameters["min_size"].default, parameters["max_size"].default) == DEFAULT_SIZES
+
+
+# ---- the catalogue: one case, its batch stacked twice, the same class again -------------------------
+
+
+def _class_names(text):
+    return {name for name in CLASSES if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)}
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
+def test_a_catalogue_failure_names_one_class_and_its_snippet_names_it_again(mutant):
+    case = mutant.case(np.float64)
+    with pytest.raises(gradcheck.GradientMismatch) as raised:
+        assert_gradients_correct(case)
+    error = raised.value
+    assert error.diagnosis == mutant.diagnosis
+    message = str(error).split("reproduce with:")[0]
+    assert (
+        _class_names(message) <= {mutant.diagnosis, "unknown"}
+        and message.count("\ndiagnosis: ") == 1
+    )
+    assert f"# gradcheck's diagnosis: {mutant.diagnosis} " in error.reproduction
+    printed = io.StringIO()
+    namespace = {"my_layer_type": case.layer_type, "my_activation": case.activation}
+    with contextlib.redirect_stdout(printed):
+        exec(compile(error.reproduction, "<reproduction>", "exec"), namespace)
+    assert f"\ndiagnosis: {mutant.diagnosis}: " in printed.getvalue()

@@ -36,7 +36,11 @@ def reproduction(case: Case, diagnosis: Any = None) -> str:
         layer_source = "my_layer_type"
     if ACTIVATIONS.get(activation.name) == activation:
         activation_source = repr(activation.name)
-    elif activation.name in ACTIVATIONS and activation.parameter is not None:
+    elif (
+        activation.name in ACTIVATIONS
+        and activation.parameter is not None
+        and ACTIVATIONS[activation.name].with_parameter(activation.parameter) == activation
+    ):
         activation_source = (
             f"gradcheck.ACTIVATIONS[{activation.name!r}].with_parameter({activation.parameter!r})"
         )
