@@ -44,6 +44,14 @@ def _names(arguments: list[ArgumentEvidence]) -> str:
     return ", ".join(f"∂E/∂{a.name}" for a in arguments)
 
 
+def _is(arguments: list[ArgumentEvidence]) -> str:
+    return "is" if len(arguments) == 1 else "are"
+
+
+def _entries(count: int) -> str:
+    return "the 1 entry" if count == 1 else f"all {count} entries"
+
+
 def non_finite(evidence: Evidence) -> Finding:
     """The hand-written gradient is NaN or ±inf where the reference is finite."""
     for argument in evidence.arguments:
@@ -77,11 +85,12 @@ def coupling_ignored(evidence: Evidence) -> Finding | None:
     mass = max(a.cross_mass for a in judged)
     return Finding(
         True,
-        f"{_names(judged)} keeps only the diagonal of a coupled Jacobian: the gradient is the "
+        f"{_names(judged)} {'keeps' if len(judged) == 1 else 'keep'} only the diagonal of a "
+        "coupled Jacobian: the gradient is the "
         "reference with the cross-unit terms dropped, and those terms hold "
         f"{mass:.1%} of the Jacobian",
         tuple(
-            f"g = r without the cross terms on all {a.hand_written.size} entries of ∂E/∂{a.name}"
+            f"g = r without the cross terms on {_entries(a.hand_written.size)} of ∂E/∂{a.name}"
             for a in judged
         ),
     )
@@ -107,8 +116,8 @@ def transpose(evidence: Evidence) -> Finding | None:
     )
     return Finding(
         True,
-        f"{_names(wrong)} is {what}",
-        tuple(f"g = rᵀ on all {a.hand_written.size} entries of ∂E/∂{a.name}" for a in wrong),
+        f"{_names(wrong)} {_is(wrong)} {what}",
+        tuple(f"g = rᵀ on {_entries(a.hand_written.size)} of ∂E/∂{a.name}" for a in wrong),
     )
 
 
@@ -125,8 +134,8 @@ def sign(evidence: Evidence) -> Finding | None:
     count = sum(int(a.differing.sum()) for a in wrong)
     return Finding(
         True,
-        f"{_names(wrong)} has the wrong sign",
-        (f"g = -r on all {count} entries that differ",),
+        f"{_names(wrong)} {'has' if len(wrong) == 1 else 'have'} the wrong sign",
+        (f"g = -r on {_entries(count)} that differ",),
         factor=-1.0,
     )
 
@@ -147,10 +156,8 @@ def _where(argument: ArgumentEvidence, inside: np.ndarray) -> str:
     """Which entries a factor was fitted on, for the evidence line."""
     count = int(inside.sum())
     if count == inside.size:
-        return f"all {count} entries of ∂E/∂{argument.name}"
-    return (
-        f"all {count} entries of the parts of ∂E/∂{argument.name} that differ (the rest is right)"
-    )
+        return f"{_entries(count)} of ∂E/∂{argument.name}"
+    return f"{_entries(count)} of the parts of ∂E/∂{argument.name} that differ (the rest is right)"
 
 
 def batch_mean(evidence: Evidence, exponent: float) -> Finding | None:
@@ -177,7 +184,7 @@ def batch_mean(evidence: Evidence, exponent: float) -> Finding | None:
         if exponent < 0
         else "summed over the batch where it should be averaged"
     )
-    return Finding(True, f"{_names(wrong)} is {what}", tuple(lines), factor=factor)
+    return Finding(True, f"{_names(wrong)} {_is(wrong)} {what}", tuple(lines), factor=factor)
 
 
 def scale_factor(evidence: Evidence) -> float | None:
@@ -221,7 +228,7 @@ def scale_constant(evidence: Evidence, factor: float) -> Finding | None:
     reading = _READINGS[shown] if abs(shown - factor) <= 1e-9 * shown else ""
     return Finding(
         nonzero >= 2,  # one entry fits any factor
-        f"{_names(wrong)} is off by a constant factor {factor:.9g}{reading}",
+        f"{_names(wrong)} {_is(wrong)} off by a constant factor {factor:.9g}{reading}",
         tuple(lines),
         factor=factor,
     )
@@ -239,7 +246,7 @@ def bias_only(evidence: Evidence) -> Finding | None:
     return Finding(
         True,
         f"only the bias part of {_names(wrong)} is wrong",
-        (f"{count} bias entries differ; every other gradient is right",),
+        (f"{count} bias entr{'y differs' if count == 1 else 'ies differ'}; the rest is right",),
     )
 
 
@@ -408,8 +415,10 @@ def missing_term(evidence: Evidence, axis: int) -> Finding | None:
         if np.all((np.abs(argument.hand_written) <= argument.bound)[differing]):
             informative = True
             summaries.append(f"∂E/∂{argument.name} is 0 where the truth is not")
+            count = int(differing.sum())
             lines.append(
-                f"{int(differing.sum())} entries of ∂E/∂{argument.name} are 0 instead of r"
+                f"{count} entr{'y' if count == 1 else 'ies'} of ∂E/∂{argument.name} "
+                f"{'is' if count == 1 else 'are'} 0 instead of r"
             )
             continue
         if argument.values is None or np.ndim(argument.values) != 2:
