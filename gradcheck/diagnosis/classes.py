@@ -1,10 +1,11 @@
 """Explaining a mismatch: which kind of gradient bug the evidence points to, decided once.
 
 Every gradient checker says "mismatch"; this module says what is wrong. `decide` reads
-the failing case the user is shown and the further random draws that fail too (a user's
-layer: `gradcheck.user.run` draws them from a fixed seed, and the reproduction snippet
-draws the same ones again), and returns the first class, in the order of `CLASSES`,
-that no draw contradicts and at least one draw shows:
+the failing case the user is shown and the further draws that fail too (a user's layer:
+random draws `gradcheck.user.run` makes from a fixed seed, which the reproduction snippet
+makes again; a catalogue case: the same case with its batch stacked twice, see
+`gradcheck.diagnosis.catalogue`), and returns the first class, in the order of
+`CLASSES`, that no draw contradicts and at least one draw shows:
 
 | class                       | decided by (`gradcheck.diagnosis.patterns`)                     |
 |-----------------------------|-----------------------------------------------------------------|
@@ -20,13 +21,15 @@ that no draw contradicts and at least one draw shows:
 |                             | argument's batch size in each draw: the factor follows N        |
 | scale-constant              | one c fits g = c r on ALL entries of every wrong part in every  |
 |                             | draw, c r told apart from 0 (c = -4e-17 is a zero, not a factor)|
-| bias-only                   | every entry that differs belongs to a bias                      |
+| bias-only                   | every entry that differs belongs to a bias (the catalogue's bias|
+|                             | columns; a user's 1-D parameter named as one, not a scale γ)    |
 | input-gradient-only         | only input gradients differ; the parameters' are right          |
 | wrong-activation-derivative | the backward is linear in dout and each Jacobian row is the     |
 |                             | reference row times its own factor, not one factor for all      |
 |                             | (a row whose reference is 0, φ' = 0, cannot contradict it)      |
 | missing-term                | every wrong argument is 0 where r is not, or per row (or per    |
-|                             | column) its error is a + b · its own values                     |
+|                             | column, the same axis in every draw) its error is a + b · its   |
+|                             | own values: the intercept is a dropped mean, b a dropped norm   |
 | precision                   | the error is within PRECISION_FACTOR of its bound, or (float64) |
 |                             | of what float32 arithmetic would give                           |
 | unknown                     | anything else                                                   |
