@@ -236,3 +236,47 @@ def test_the_large_path_charges_the_rounding_where_it_differences(layer, layout)
             total += Fraction(float(delta[n, j])) * 2 * a * Fraction(float(x[p]))
         exact[j, p] = float(total)
     assert np.allclose(hand, exact, rtol=1e-12, atol=0)
+
+
+def cosine_tanh_energy(z, theta, delta):
+    """E = Σ δ tanh(w·z / (‖w‖ ‖z‖)), written here (complex-analytic: no abs)."""
+    weight_norm = np.sqrt(np.sum(theta * theta, axis=1))
+    input_norm = np.sqrt(np.sum(z * z, axis=1))
+    return np.sum(delta * np.tanh((z @ theta.T) / (input_norm[:, None] * weight_norm[None, :])))
+
+
+def test_the_second_look_checks_convergence_where_the_step_is_large_against_the_values():
+    """cosine / tanh with z × 1e-4: the step 4.8e-6 is a twentieth of each row's norm, and
+    at this entry D's h² term nearly vanishes while its h⁴ term does not, so |D(h) - D(2h)|
+    misses R's error. The second look adds ±4h and charges how far R(h) lies from R(2h)
+    (fifteen times R(h)'s own truncation where h⁴ leads). The exact ∂E/∂z comes from the
+    complex step."""
+    z = 1e-4 * np.array(
+        [
+            [-0.0721253949, 0.0909375321, -0.161278290, -0.816884454],
+            [0.135108404, 0.135108404, 2.18042867, 0.104942487],
+            [-0.862823657, -0.647896555, -0.117077698, -0.430484148],
+            [-0.0625, 0.684332371, 0.360631465, 0.0928579766],
+        ]
+    )
+    theta = np.array([[0.09605159, -3.86700408, -0.75, 4.0]])
+    delta = np.array([[3.45873206], [1.5], [0.5], [3.65324108]])
+    exact = np.empty(z.shape)
+    for index in np.ndindex(z.shape):
+        moved = z.astype(complex)
+        moved[index] += 1e-150j
+        exact[index] = cosine_tanh_energy(moved, theta, delta).imag / 1e-150
+    layer, phi = LAYER_TYPES["cosine"], ACTIVATIONS["tanh"]
+
+    def forward(inputs, parameters):
+        return layer.forward(inputs, parameters, phi)
+
+    arrays = z[None], theta[None], delta[None]
+    forward_error = np.asarray(forward(track(arrays[0]), track(arrays[1])).error)
+    first = oracles.input_differences(forward, *arrays, forward_error, layout="full")
+    second = oracles.input_differences(forward, *arrays, forward_error, layout="full", tracked=True)
+    assert np.any(np.abs(first.value[0] - exact) > first.error[0])
+    assert np.all(np.abs(second.value[0] - exact) <= second.error[0])
+    assert np.all(second.error[0] <= 1e-2 * np.abs(exact).max())  # 20 steps per norm
+    result = check(Case(layer_type="cosine", activation="tanh", z=z, theta=theta, delta=delta))
+    assert result.verdict is Verdict.PASS, result.message

@@ -240,3 +240,51 @@ def test_noise_beyond_bfloat16_cannot_be_resolved():
     arguments = [np.array([0.7, 1.3])]
     found = measure_precision(function, arguments, [0], function(arguments), fallback(3))
     assert not found.resolved and "cannot resolve" in found.describe()
+
+
+# ---- steps large against the values: the second look's convergence check -----------------------
+
+
+def cosine_forward(z, w):
+    """tanh of the cosine between each row of z and each row of w."""
+    norms = np.sqrt(np.sum(z * z, axis=1))[:, None] * np.sqrt(np.sum(w * w, axis=1))[None, :]
+    return np.tanh((z @ w.T) / norms)
+
+
+def cosine_backward(dout, z, w):
+    z_norm = np.sqrt(np.sum(z * z, axis=1))[:, None]
+    w_norm = np.sqrt(np.sum(w * w, axis=1))[None, :]
+    cosine = (z @ w.T) / (z_norm * w_norm)
+    slope = dout * (1.0 - np.tanh(cosine) ** 2)
+    dz = (slope / (z_norm * w_norm)) @ w - np.sum(slope * cosine, axis=1)[:, None] * z / z_norm**2
+    dw = (slope / (z_norm * w_norm)).T @ z - np.sum(slope * cosine, axis=0)[:, None] * w / (
+        w_norm.T**2
+    )
+    return dz, dw
+
+
+@pytest.mark.parametrize("seed", [5, 20])
+def test_a_step_large_against_the_norm_is_no_false_alarm(seed):
+    """Rows of z of norm 2e-5 against a step of 4.8e-6: D's expansion in h/‖z‖ converges
+    slowly, and |D(h) - D(2h)| alone missed R's error at these draws. The second look adds
+    ±4h and charges how far R(h) lies from R(2h). The complex step confirms the
+    hand-written ∂E/∂z."""
+    rng = np.random.default_rng(seed)
+    for _ in range(1):  # the search that found them drew at 1e-4 first, then at 1e-5
+        rng.normal(size=(4, 4)), rng.normal(size=(2, 4)), rng.normal(size=(4, 2))
+    z, w = rng.normal(size=(4, 4)) * 1e-5, rng.normal(size=(2, 4))
+    dout = rng.normal(size=(4, 2))
+    exact = np.empty(z.shape)
+    for index in np.ndindex(z.shape):
+        moved = z.astype(complex)
+        moved[index] += 1e-150j
+        exact[index] = np.sum(dout * cosine_forward(moved, w)).imag / 1e-150
+    np.testing.assert_allclose(cosine_backward(dout, z, w)[0], exact, rtol=1e-10)
+    summary = gradcheck.check_backward(
+        cosine_forward,
+        cosine_backward,
+        signature="(n,i),(j,i)->(n,j)",
+        autograd=False,
+        example=((z, w), dout),
+    )
+    assert summary.passed and summary.examples == 1, summary.describe()

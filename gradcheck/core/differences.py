@@ -38,7 +38,10 @@ One-sided differences (x₀ = x and x₊ₖ, or x₋ₖ and x) use the same form
   a first look charges e_o(x), which is close while h is small against what it moves; where
   it is not (θ × 1e-10: |f(x)| ≈ 1e-19 but |f(x ± h)| ≈ 2e-11), an entry that fails the
   first look is differenced again with e_o evaluated at its stencil points ("second
-  look", tracked=True) before it is called a mismatch.
+  look", tracked=True) before it is called a mismatch. The second look also takes the
+  points x ± 4h: where D's expansion is led by h⁴ rather than h² (an inflection, where
+  |D₁ - D₂| is small while R's error is not), R(h) lies from R(2h) by fifteen times its
+  own truncation, and that distance, net of rounding, is charged (`converged`).
 - arithmetic: γ₇ (|D₁| + (|D₁| + |D₂|)/(2^p - 1)) + 4η: the steps (γ₂), the subtraction
   and division of each quotient, and the three operations of R.
 
@@ -89,14 +92,71 @@ def step_sizes(x: np.ndarray, unit: float = U64) -> FloatArray:
     return float(np.cbrt(unit)) * np.maximum(1.0, np.abs(x))
 
 
-def stencil(x: np.ndarray, unit: float = U64) -> tuple[FloatArray, FloatArray]:
-    """The points fl(x + h), fl(x - h), fl(x + 2h), fl(x - 2h) as (4, ...) and the steps
-    taken at h and 2h, s_k = (x₊ₖ - x) + (x - x₋ₖ), as (2, ...)."""
+def stencil(
+    x: np.ndarray, unit: float = U64, *, wide: bool = False
+) -> tuple[FloatArray, FloatArray]:
+    """The points fl(x + h), fl(x - h), fl(x + 2h), fl(x - 2h) (and fl(x ± 4h) with wide)
+    as (4 or 6, ...), and the steps taken at h and 2h (and 4h),
+    s_k = (x₊ₖ - x) + (x - x₋ₖ), as (2 or 3, ...)."""
     h = step_sizes(x, unit)
+    scales = (1.0, -1.0, 2.0, -2.0) + ((4.0, -4.0) if wide else ())
     with np.errstate(over="ignore", invalid="ignore"):
-        points = np.stack([x + h, x - h, x + 2.0 * h, x - 2.0 * h])
-        steps = np.stack([(points[0] - x) + (x - points[1]), (points[2] - x) + (x - points[3])])
+        points = np.stack([x + scale * h for scale in scales])
+        steps = np.stack([(points[k] - x) + (x - points[k + 1]) for k in range(0, len(scales), 2)])
     return points, steps
+
+
+def convergence_sum(
+    rise1: np.ndarray,
+    rise2: np.ndarray,
+    rise4: np.ndarray,
+    weights: np.ndarray,
+    reduce: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Σ_o |δ_o| |(4/3) Δ₁,o - (5/6) Δ₂,o + (1/12) Δ₄,o|: s₁ times Σ_o |δ_o| |R_o(h) - R_o(2h)|
+    when the steps are exactly h, 2h, 4h (see `converged`)."""
+    with np.errstate(all="ignore"):
+        combined = (4.0 / 3.0) * rise1 - (5.0 / 6.0) * rise2 + rise4 / 12.0
+        return reduce(np.abs(weights) * np.abs(combined))
+
+
+def converged(
+    coarse: np.ndarray,
+    wide: np.ndarray,
+    convergence: np.ndarray,
+    steps: Any,
+    terms: int,
+) -> tuple[FloatArray, FloatArray]:
+    """The second look's estimate R(h) = D₁ + (D₁ - D₂)/3 (sums `coarse` of the pair
+    (h, 2h)) with its error (`extrapolate`), plus how far it lies from R(2h), the estimate
+    of the pair (2h, 4h) (sums `wide`), output by output:
+
+        M = Σ_o |δ_o| |R_o(h) - R_o(2h)|
+          <= (C + (5/3)|s₁/s₂ - ½| Σ|δ||Δ₂| + (1/3)|s₁/s₄ - ¼| Σ|δ||Δ₄|) / s₁
+
+    with C = `convergence_sum`, net of the rounding both estimates may carry (ρ of
+    `rounding_of`): max(0, M - ρ(h) - ρ(2h)) is charged. Where D's expansion is led by
+    c h^q with q >= 4 rather than by c h² (an inflection: |D₁ - D₂| small while the next
+    term is not, as for a cosine layer whose rows are 20 steps long), the truncations of
+    the two estimates differ by (2^q - 1) |T(h)| >= 15 |T(h)|, and
+    |T(h) - T(2h)| <= M + ρ(h) + ρ(2h), so |T(h)| <= (M + ρ(h) + ρ(2h))/15, which the
+    charged part plus ρ(h) (already in the error) covers while ρ(2h) <= 6.5 ρ(h) (its
+    steps are twice as long). Where D is led by c h², the truncation term of
+    `extrapolate` covers it. Where rounding, not truncation, sets the bound, the second
+    look is as sharp as the first."""
+    step1, step2, step4 = steps
+    estimate, error = extrapolate(coarse, step1, step2, terms)
+    with np.errstate(all="ignore"):
+        moved = (
+            convergence
+            + (5.0 / 3.0) * np.abs(step1 / step2 - 0.5) * coarse[3]
+            + np.abs(step1 / step4 - 0.25) * wide[3] / 3.0
+        ) / step1
+        noise = rounding_of(coarse, step1, step2, terms) + rounding_of(wide, step2, step4, terms)
+        charged = np.where(np.isfinite(moved), np.maximum(moved - noise, 0.0), 0.0)
+        error = error + charged
+        resolved = np.isfinite(estimate) & np.isfinite(error)
+    return np.where(resolved, estimate, np.nan), np.where(resolved, error, np.inf)
 
 
 def difference_sums(
@@ -133,24 +193,35 @@ def extrapolate(
     the per-entry `difference_sums` (forward errors included), the steps taken and the
     number K of outputs each entry sums. order p = 2: central; p = 1: one-sided.
     Unresolved entries (anything not finite) come back as NaN with an infinite error."""
-    difference1, difference2, magnitude1, magnitude2, forward1, forward2, curve = sums
+    difference1, difference2, magnitude1, _, _, _, curve = sums
     share = 1.0 / (2.0**order - 1.0)
-    summation = gamma(terms + 1, np.float64)
     with np.errstate(all="ignore"):
         d1 = difference1 / step1
         d2 = difference2 / step2
         estimate = d1 + (d1 - d2) * share
         ratio = step2 / step1 - 2.0
         truncation = (curve + np.abs(ratio) * magnitude1) / step2
-        rounding1 = (forward1 + summation * magnitude1 + terms * ETA64) / step1
-        rounding2 = (forward2 + summation * magnitude2 + terms * ETA64) / step2
-        rounding = rounding1 + rounding1 * share + rounding2 * share
+        rounding = rounding_of(sums, step1, step2, terms, order=order)
         # γ first: near the largest float, |D₁| + |D₁| overflows while the bound does not
         size1, size2 = gamma(7, np.float64) * np.abs(d1), gamma(7, np.float64) * np.abs(d2)
         arithmetic = size1 + size1 * share + size2 * share + 4.0 * ETA64
         error = truncation + rounding + arithmetic
         resolved = np.isfinite(estimate) & np.isfinite(error)
     return np.where(resolved, estimate, np.nan), np.where(resolved, error, np.inf)
+
+
+def rounding_of(
+    sums: np.ndarray, step1: Any, step2: Any, terms: int, *, order: int = 2
+) -> FloatArray:
+    """The rounding part ρ of `extrapolate`'s error: (1 + 1/(2^p - 1)) ρ₁/s₁ + ρ₂/((2^p - 1) s₂)
+    with ρ_k = Σ|δ| e_k + γ_(K+1) Σ|δ||Δ_k| + K η."""
+    _, _, magnitude1, magnitude2, forward1, forward2, _ = sums
+    share = 1.0 / (2.0**order - 1.0)
+    summation = gamma(terms + 1, np.float64)
+    with np.errstate(all="ignore"):
+        rounding1 = (forward1 + summation * magnitude1 + terms * ETA64) / step1
+        rounding2 = (forward2 + summation * magnitude2 + terms * ETA64) / step2
+        return rounding1 + rounding1 * share + rounding2 * share
 
 
 def richardson(
@@ -190,21 +261,23 @@ def stencil_differences(
     per-output values (S, K, *out); weights δ is (K, *out); reduce maps (S, K, *out) to the
     sums each entry reads, broadcastable to (S,) + x.shape (entry e reading its own
     group's sum, of `terms` outputs). forward_error bounds the forward's float64 rounding
-    at x (first look); tracked=True evaluates the forward on Tracked arrays and charges
-    its running bound at each stencil point instead (second look).
+    at x (first look). tracked=True is the second look: the forward runs on Tracked
+    arrays and its running bound at each stencil point is charged, and the estimate is
+    checked against the steps ±4h (`converged`).
     """
-    points, steps = stencil(x)
-    totals = np.zeros((len(SUMS),) + x.shape)
-    per_call = max(1, EVALUATION_BUDGET // max(4 * max(outputs_per_variant, x.size), 1))
+    points, steps = stencil(x, wide=tracked)
+    width = len(points)
+    totals = np.zeros((2 * len(SUMS) + 1,) + x.shape)
+    per_call = max(1, EVALUATION_BUDGET // max(width * max(outputs_per_variant, x.size), 1))
     at_x = None
     if not tracked:
         with np.errstate(all="ignore"):
             at_x = 2.0 * np.broadcast_to(reduce(np.abs(weights) * forward_error), x.shape)
     for start in range(0, len(groups), per_call):
         chunk = groups[start : start + per_call][:, None]  # (G, 1, ...): every case alike
-        variants = np.where(chunk[None], points[:, None], x[None, None])  # (4, G, K, ...)
+        variants = np.where(chunk[None], points[:, None], x[None, None])  # (S, G, K, ...)
         flat = variants.reshape((-1,) + x.shape)
-        errors1 = errors2 = None
+        errors: Any = [None] * width
         with np.errstate(all="ignore"):
             if tracked:
                 result = evaluate(track(flat))
@@ -212,23 +285,35 @@ def stencil_differences(
                 error = np.asarray(
                     result.error if isinstance(result, Tracked) else np.zeros(values.shape)
                 )
-                error = error.reshape(variants.shape[:2] + error.shape[1:])
-                errors1, errors2 = error[0] + error[1], error[2] + error[3]
+                errors = error.reshape(variants.shape[:2] + error.shape[1:])
             else:
                 values = np.asarray(evaluate(flat), dtype=np.float64)
-        values = values.reshape(variants.shape[:2] + values.shape[1:])  # (4, G, K, *out)
+        values = values.reshape(variants.shape[:2] + values.shape[1:])  # (S, G, K, *out)
         with np.errstate(all="ignore"):
-            sums = difference_sums(
-                values[0] - values[1], values[2] - values[3], weights, reduce, errors1, errors2
-            )
-        sums = np.broadcast_to(sums, sums.shape[:2] + x.shape)  # (7, G, K, ...)
-        totals += np.sum(np.where(chunk[None], sums, 0.0), axis=1)
+            rises = [values[k] - values[k + 1] for k in range(0, width, 2)]
+            pairs = [_sum(errors[k], errors[k + 1]) for k in range(0, width, 2)]
+            sums = [difference_sums(rises[0], rises[1], weights, reduce, pairs[0], pairs[1])]
+            if tracked:  # the pair (2h, 4h), and how far its estimate lies from (h, 2h)'s
+                sums.append(
+                    difference_sums(rises[1], rises[2], weights, reduce, pairs[1], pairs[2])
+                )
+                sums.append(convergence_sum(rises[0], rises[1], rises[2], weights, reduce)[None])
+        found = np.concatenate([np.broadcast_to(a, a.shape[:2] + x.shape) for a in sums])
+        totals[: len(found)] += np.sum(np.where(chunk[None], found, 0.0), axis=1)
+    coarse = totals[: len(SUMS)]
     if at_x is not None:
-        totals[4] += at_x
-        totals[5] += at_x
-    estimate, error = extrapolate(totals, steps[0], steps[1], terms)
-    suffix = ", second look: rounding at the stencil points" if tracked else ""
-    return Reference(estimate, error, f"finite differences ({method}{suffix})")
+        coarse[4] += at_x
+        coarse[5] += at_x
+        estimate, error = extrapolate(coarse, steps[0], steps[1], terms)
+        return Reference(estimate, error, f"finite differences ({method})")
+    wide, convergence = totals[len(SUMS) : 2 * len(SUMS)], totals[2 * len(SUMS)]
+    estimate, error = converged(coarse, wide, convergence, steps, terms)
+    return Reference(estimate, error, f"finite differences ({method}, second look)")
+
+
+def _sum(first: Any, second: Any) -> Any:
+    """first + second, or None where either is unknown."""
+    return None if first is None or second is None else first + second
 
 
 def central_differences(

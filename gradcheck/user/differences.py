@@ -25,7 +25,7 @@ entries, x is moved along `PROBES` random signed directions w = s ⊙ h, which y
 The forward's rounding at the points is `errors_at(values)` (the fallback model charged at
 each point's own outputs) or, for a forward with a running bound, its bound at x (the
 first look); `second_look` charges the running bound at the stencil points of the entries
-whose comparison failed the first look.
+whose comparison failed the first look, and checks their convergence against ±4h.
 
 This module is free of I/O, hypothesis and pytest.
 """
@@ -38,7 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.core.differences import U64, difference_sums, extrapolate, step_sizes
+from gradcheck.core.differences import (
+    U64,
+    converged,
+    convergence_sum,
+    difference_sums,
+    extrapolate,
+    step_sizes,
+)
 
 #: Arguments with at most this many entries are differenced entry by entry.
 FULL_DIFFERENCES_BUDGET = 64
@@ -116,7 +123,9 @@ class ArgumentDifferences:
                 "of the step"
             )
         if self.looked_twice:
-            notes.append("second look: the forward's running bound at the stencil points")
+            notes.append(
+                "second look: the forward's rounding at the stencil points, checked against ±4h"
+            )
         return text + "".join(f"; {note}" for note in notes)
 
 
@@ -166,24 +175,39 @@ def differences(
 def second_look(
     fd: ArgumentDifferences,
     missed: np.ndarray,
-    errors_at_point: Callable[[np.ndarray, np.ndarray], np.ndarray | None],
+    evaluate: Evaluate,
+    bound_at: Callable[[np.ndarray, np.ndarray], np.ndarray | None],
 ) -> ArgumentDifferences:
-    """The differences again, with the forward's running bound at the stencil points of
-    the entries (or probes) in `missed`: errors_at_point(variant, outputs) is the bound of
-    the forward at x = variant (None where it has none, which keeps the first look's)."""
+    """The differences again for the entries (or probes) in `missed`: the forward's bound
+    at their stencil points (bound_at(variant, outputs), None where it has none, which
+    keeps the first look's), and the points x ± 4w, whose pair (2h, 4h) tells how far
+    the estimate may still be from converged (`gradcheck.core.differences.converged`)."""
     chosen = np.flatnonzero(np.asarray(missed).reshape(-1))
     if chosen.size == 0:
         return fd
     errors = np.array(np.broadcast_to(fd.errors, fd.values.shape))
+    count = len(fd.shifts)
+    wide = np.full((2, count) + fd.outputs.shape, np.nan)
+    wide_errors = np.array(np.broadcast_to(fd.base_error, wide.shape))
+    wide_steps = np.full((2, count), np.nan)
     with np.errstate(all="ignore"):
-        for row, scale in enumerate((1.0, -1.0, 2.0, -2.0)):
-            for column in chosen:
-                bound = errors_at_point(fd.x + scale * fd.shifts[column], fd.values[row, column])
+        for column in chosen:
+            for row, scale in enumerate((1.0, -1.0, 2.0, -2.0)):
+                bound = bound_at(fd.x + scale * fd.shifts[column], fd.values[row, column])
                 if bound is not None:
                     errors[row, column] = bound
+            for row, scale in enumerate((4.0, -4.0)):
+                variant = fd.x + scale * fd.shifts[column]
+                wide[row, column] = evaluate(variant)
+                wide_steps[row, column] = np.abs(variant - fd.x).sum()
+                bound = bound_at(variant, wide[row, column])
+                if bound is not None:
+                    wide_errors[row, column] = bound
+    if fd.directions is not None:  # nominal steps, as the first look's
+        wide_steps = np.where(np.isnan(wide_steps), np.nan, 4.0)
     again = _estimates(
         fd.x, fd.shifts, fd.directions, fd.values, fd.outputs, fd.steps, fd.dout, errors,
-        fd.base_error, True,
+        fd.base_error, True, (wide, wide_steps, wide_errors),
     )  # fmt: skip
     return replace(again, errors=errors)
 
@@ -199,8 +223,10 @@ def _estimates(
     errors: np.ndarray,
     base_error: np.ndarray,
     twice: bool,
+    wide: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> ArgumentDifferences:
-    """Every estimate of `ArgumentDifferences` from the outputs at the stencil points."""
+    """Every estimate of `ArgumentDifferences` from the outputs at the stencil points (and,
+    on a second look, at x ± 4w: `wide` holds their outputs, steps and errors)."""
     up1, down1, up2, down2 = steps
     axes = tuple(range(-outputs.ndim, 0)) if outputs.ndim else ()
     terms = max(int(dout.size), 1)
@@ -223,6 +249,10 @@ def _estimates(
             e_minus1 + base_error, e_minus2 + base_error,
         )  # fmt: skip
     gradient, error = extrapolate(central, up1 + down1, up2 + down2, terms)
+    if wide is not None:
+        gradient, error = _converged(
+            gradient, error, central, values, wide, steps, dout, reduce, terms, errors
+        )
     right, right_slack = extrapolate(right_sums, up1, up2, terms, order=1)
     left, left_slack = extrapolate(left_sums, down1, down2, terms, order=1)
     # A central stencil that is not finite: the one-sided estimate of the finite side.
@@ -242,6 +272,11 @@ def _estimates(
             )  # fmt: skip
         step1, step2 = (up1 + down1).reshape(lead), (up2 + down2).reshape(lead)
         jacobian, jacobian_error = extrapolate(per_output, step1, step2, 0)
+        if wide is not None:
+            jacobian, jacobian_error = _converged(
+                jacobian, jacobian_error, per_output, values, wide,
+                steps.reshape((4,) + lead), np.ones(outputs.shape), lambda a: a, 0, errors,
+            )  # fmt: skip
         jacobian = np.moveaxis(jacobian, 0, -1)  # (*out, entries)
         jacobian_error = np.moveaxis(jacobian_error, 0, -1)
         gradient, error = gradient.reshape(shape), error.reshape(shape)
@@ -252,6 +287,38 @@ def _estimates(
         gradient, error, right, left, right_slack, left_slack, jacobian, jacobian_error,
         probes, one_sided, x, shifts, values, outputs, steps, dout, errors, base_error, twice,
     )  # fmt: skip
+
+
+def _converged(
+    estimate: np.ndarray,
+    error: np.ndarray,
+    coarse: np.ndarray,
+    values: np.ndarray,
+    wide: tuple[np.ndarray, np.ndarray, np.ndarray],
+    steps: np.ndarray,
+    weights: np.ndarray,
+    reduce: Callable[[np.ndarray], np.ndarray],
+    terms: int,
+    errors: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """R(h) with the error of `converged`, where x ± 4w were evaluated; the first look's
+    elsewhere."""
+    points, wide_steps, wide_errors = wide
+    up1, down1, up2, down2 = steps
+    plus1, minus1, plus2, minus2 = values
+    e_plus2, e_minus2 = np.broadcast_to(errors, values.shape)[2:]
+    with np.errstate(all="ignore"):
+        rise2, rise4 = plus2 - minus2, points[0] - points[1]
+        far = difference_sums(
+            rise2, rise4, weights, reduce, e_plus2 + e_minus2, wide_errors[0] + wide_errors[1]
+        )
+        convergence = convergence_sum(plus1 - minus1, rise2, rise4, weights, reduce)
+    step4 = (wide_steps[0] + wide_steps[1]).reshape(np.shape(up1))
+    found, found_error = converged(
+        coarse, far, convergence, (up1 + down1, up2 + down2, step4), terms
+    )
+    taken = np.isfinite(step4) & np.isfinite(found_error)
+    return np.where(taken, found, estimate), np.where(taken, found_error, error)
 
 
 def missed_entries(fd: ArgumentDifferences, hand: np.ndarray, hand_error: np.ndarray) -> np.ndarray:

@@ -108,20 +108,23 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         if reason is not None:
             return _non_differentiable(summary, reason, seconds, started)
     try:
-        fd, forward_model, unresolvable, forward_unit = forward_differences(
+        differenced = forward_differences(
             layer, case, layout, arguments64, dout64, out64, forward_error, forward_model, count
         )
     except StencilError as where:
         reason = f"the forward's outputs change shape within the finite-difference step of {where}"
         return _non_differentiable(summary, reason, seconds, started)
-    if unresolvable is not None:
-        return _cannot_resolve(summary, unresolvable, seconds, started)
-    tracked = forward_model.startswith("running")
+    if differenced.unresolvable is not None:
+        return _cannot_resolve(summary, differenced.unresolvable, seconds, started)
+    fd, forward_model, forward_unit = differenced.fd, differenced.model, differenced.unit
+
+    def again(k: int, missed: np.ndarray) -> None:  # the second look, before anything counts
+        fd[k] = look_again(layer, case, layout, arguments64, count, differenced, k, missed)
+
     kinked = {k: d.kinked for k, d in fd.items() if d.kinked.any()}
-    if kinked and tracked:  # the rounding at the stencil points, before calling it a kink
-        for k, mask in kinked.items():
-            fd[k] = look_again(layer, layout, arguments64, count, k, fd[k], mask)
-        kinked = {k: d.kinked for k, d in fd.items() if d.kinked.any()}
+    for k, mask in kinked.items():
+        again(k, mask)
+    kinked = {k: d.kinked for k, d in fd.items() if d.kinked.any()}
     if kinked and options.kinks == "redraw":
         k, mask = next(iter(kinked.items()))
         return _non_differentiable(summary, _kink_text(layer, k, mask, fd[k]), seconds, started)
@@ -143,19 +146,18 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
     hand_error, ad_error = _charges(
         layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit
     )
-    if tracked:  # a second look at the entries that miss, before anything counts
-        looked = False
-        for i, k in enumerate(layer.wrt):
-            missed = missed_entries(fd[k], grads[i], hand_error[i])
-            if ad is not None:
-                missed = missed | missed_entries(fd[k], ad.gradients[i], ad_error[i])
-            if missed.any():
-                fd[k] = look_again(layer, layout, arguments64, count, k, fd[k], missed)
-                looked = True
-        if looked:
-            hand_error, ad_error = _charges(
-                layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit
-            )
+    looked = False
+    for i, k in enumerate(layer.wrt):
+        missed = missed_entries(fd[k], grads[i], hand_error[i])
+        if ad is not None:
+            missed = missed | missed_entries(fd[k], ad.gradients[i], ad_error[i])
+        if missed.any():
+            again(k, missed)
+            looked = True
+    if looked:
+        hand_error, ad_error = _charges(
+            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit
+        )
     disagreement = None if ad is None or kinked else _disagreement(layer, fd, ad, ad_error)
     if disagreement is not None:  # autograd is not a reference for this forward here
         skipped["autograd"] = disagreement

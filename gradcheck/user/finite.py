@@ -8,10 +8,11 @@ precision, at every stencil point from the outputs there; the steps follow the s
 precision. A forward noisier than any standard precision cannot be resolved by
 differences, and the example says so instead of comparing.
 
-`look_again` is the second look for a forward with a running bound: the entries whose
-comparison failed (or whose one-sided estimates disagree) are differenced again with the
-running bound evaluated at their stencil points, before anything is called a mismatch or
-a kink.
+`look_again` is the second look: the entries whose comparison failed (or whose one-sided
+estimates disagree) are differenced again with the forward's rounding charged at their
+stencil points (its running bound there, or the fallback model at the outputs there) and
+their convergence checked against the points ±4h, before anything is called a mismatch
+or a kink.
 
 This module is free of hypothesis and pytest.
 """
@@ -19,6 +20,7 @@ This module is free of hypothesis and pytest.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,6 +65,25 @@ def evaluator(
     return evaluate
 
 
+@dataclass
+class Differenced:
+    """What `forward_differences` found: the differences of every differentiated argument,
+    the forward's error model (with its measured precision), why differences cannot
+    resolve the gradient (None when they can), the unit roundoff the forward computes in,
+    and how its rounding is charged at a point from its outputs there (None: its running
+    bound, which a second look evaluates at each point)."""
+
+    fd: dict[int, ArgumentDifferences]
+    model: str
+    unresolvable: str | None
+    unit: float
+    errors_at: Callable[[np.ndarray], np.ndarray] | None
+
+    @property
+    def tracked(self) -> bool:
+        return self.errors_at is None
+
+
 def forward_differences(
     layer: UserLayer,
     case: UserCase,
@@ -73,10 +94,8 @@ def forward_differences(
     forward_error: np.ndarray,
     forward_model: str,
     count: int,
-) -> tuple[dict[int, ArgumentDifferences], str, str | None, float]:
-    """Finite differences for every differentiated argument, the forward's error model
-    (with the measured precision, where it was measured), why differences cannot resolve
-    the gradient (None when they can), and the unit roundoff the forward computes in."""
+) -> Differenced:
+    """Finite differences for every differentiated argument (see `Differenced`)."""
     evaluate = evaluator(layer, case, layout)
     errors_at = None
     unit = U64
@@ -90,7 +109,7 @@ def forward_differences(
 
         precision = measure_precision(evaluate, arguments64, layer.wrt, out64, model)
         if not precision.resolved:
-            return {}, forward_model, precision.describe(), np.inf
+            return Differenced({}, forward_model, precision.describe(), np.inf, model)
         if precision.scale != 1.0:
             forward_model = f"{forward_model}; {precision.describe()}"
         scale = precision.scale
@@ -102,39 +121,56 @@ def forward_differences(
         forward_error = scaled(out64)
     found = {}
     for k in layer.wrt:
-
-        def moved(variant: np.ndarray, k: int = k) -> np.ndarray:
-            full = list(arguments64)
-            full[k] = variant
-            return evaluate(full)
-
         found[k] = differences(
-            moved, arguments64[k], dout64, out64, forward_error, errors_at=errors_at, unit=unit
-        )
-    return found, forward_model, None, unit
+            _moving(evaluate, arguments64, k), arguments64[k], dout64, out64, forward_error,
+            errors_at=errors_at, unit=unit,
+        )  # fmt: skip
+    return Differenced(found, forward_model, None, unit, errors_at)
+
+
+def _moving(
+    evaluate: Callable[[Sequence[np.ndarray]], np.ndarray],
+    arguments64: Sequence[np.ndarray],
+    k: int,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The forward as a function of argument k alone."""
+
+    def moved(variant: np.ndarray) -> np.ndarray:
+        full = list(arguments64)
+        full[k] = variant
+        return evaluate(full)
+
+    return moved
 
 
 def look_again(
     layer: UserLayer,
+    case: UserCase,
     layout: OutputLayout,
     arguments64: tuple[np.ndarray, ...],
     count: int,
+    differenced: Differenced,
     k: int,
-    fd: ArgumentDifferences,
     missed: np.ndarray,
 ) -> ArgumentDifferences:
-    """The second look at argument k: the forward's running bound at the stencil points
-    of the missed entries (a point where the forward has none keeps the first look's)."""
+    """The second look at argument k's missed entries (`gradcheck.user.differences.
+    second_look`): the forward's rounding at their stencil points (its running bound
+    there, or the fallback model at the outputs there) and the points ±4h that check the
+    estimate's convergence."""
+    errors_at = differenced.errors_at
 
     def bound_at(variant: np.ndarray, outputs: np.ndarray) -> np.ndarray | None:
         if not np.all(np.isfinite(outputs)):  # an unresolved point has no bound to charge
             return None
+        if errors_at is not None:
+            return errors_at(outputs)
         full = list(arguments64)
         full[k] = variant
         error, model = forward_bound(layer, full, outputs, count, layout)
         return error if model.startswith("running") else None
 
-    return second_look(fd, missed, bound_at)
+    moved = _moving(evaluator(layer, case, layout), arguments64, k)
+    return second_look(differenced.fd[k], missed, moved, bound_at)
 
 
 def unresolved_everywhere(fd: dict[int, ArgumentDifferences]) -> str | None:
