@@ -415,6 +415,6 @@ def test_scipy_erf_on_a_tracked_array_follows_its_rule():
     x = track(np.array([0.5, -1.0, 2.0]), radius=1e-6)
     result = scipy.special.erf(x)
     assert isinstance(result, Tracked)
-    slope = 2.0 / np.sqrt(np.pi) * np.exp(-x.value**2)
+    slope = 2.0 / np.sqrt(np.pi) * np.exp(-(x.value**2))
     # |erf'(x)| e_x plus the function's own ulps: at least the propagated part, and finite.
     assert np.all(result.error >= slope * 1e-6) and np.all(np.isfinite(result.error))
