@@ -32,9 +32,8 @@ This module is free of I/O, hypothesis and pytest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
@@ -88,6 +87,9 @@ class ArgumentDifferences:
     errors: np.ndarray  # (4, D, *out) or broadcastable: the forward's errors at the points
     base_error: np.ndarray  # (*out): at x
     looked_twice: bool = False
+    # the second look's points x ± 4w ((2, D, *out), NaN where not taken), their steps
+    # ((2, D)) and the forward's errors there
+    wide: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def kinked(self) -> np.ndarray:
@@ -187,9 +189,12 @@ def second_look(
         return fd
     errors = np.array(np.broadcast_to(fd.errors, fd.values.shape))
     count = len(fd.shifts)
-    wide = np.full((2, count) + fd.outputs.shape, np.nan)
-    wide_errors = np.array(np.broadcast_to(fd.base_error, wide.shape))
-    wide_steps = np.full((2, count), np.nan)
+    if fd.wide is None:
+        wide = np.full((2, count) + fd.outputs.shape, np.nan)
+        wide_steps = np.full((2, count), np.nan)
+        wide_errors = np.array(np.broadcast_to(fd.base_error, wide.shape))
+    else:  # a look before this one: keep what it took
+        wide, wide_steps, wide_errors = (np.array(a) for a in fd.wide)
     with np.errstate(all="ignore"):
         for column in chosen:
             for row, scale in enumerate((1.0, -1.0, 2.0, -2.0)):
@@ -205,11 +210,12 @@ def second_look(
                     wide_errors[row, column] = bound
     if fd.directions is not None:  # nominal steps, as the first look's
         wide_steps = np.where(np.isnan(wide_steps), np.nan, 4.0)
+    taken = (wide, wide_steps, wide_errors)
     again = _estimates(
         fd.x, fd.shifts, fd.directions, fd.values, fd.outputs, fd.steps, fd.dout, errors,
-        fd.base_error, True, (wide, wide_steps, wide_errors),
+        fd.base_error, True, taken,
     )  # fmt: skip
-    return replace(again, errors=errors)
+    return replace(again, errors=errors, wide=taken)
 
 
 def _estimates(
@@ -323,19 +329,17 @@ def _converged(
 
 def missed_entries(fd: ArgumentDifferences, hand: np.ndarray, hand_error: np.ndarray) -> np.ndarray:
     """Entries (or probes) where a hand-written gradient misses the differences' bound."""
+    return miss_ratios(fd, hand, hand_error) > 1.0
+
+
+def miss_ratios(fd: ArgumentDifferences, hand: np.ndarray, hand_error: np.ndarray) -> np.ndarray:
+    """|g - r| / (e_g + e_r) per entry (or probe): above 1 where g misses the bound."""
     g = np.asarray(hand, dtype=np.float64)
     bound = np.broadcast_to(np.asarray(hand_error, dtype=np.float64), g.shape)
     if fd.directions is not None:
         directions = fd.directions.reshape(len(fd.directions), -1)
         g = directions @ g.reshape(-1)
         bound = np.abs(directions) @ bound.reshape(-1)
-    with np.errstate(invalid="ignore"):
-        return np.abs(g - fd.gradient) > bound + fd.error
-
-
-def join_missed(masks: Sequence[Any]) -> np.ndarray:
-    """The union of several masks of missed entries."""
-    total = np.zeros(np.shape(masks[0]), dtype=bool)
-    for mask in masks:
-        total |= np.asarray(mask, dtype=bool)
-    return total
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.abs(g - fd.gradient) / (bound + fd.error)
+    return np.where(np.isnan(ratio), 0.0, ratio)
