@@ -47,7 +47,7 @@ from gradcheck.core.differences import (
     extrapolate,
     step_sizes,
 )
-from gradcheck.core.probes import signed_steps
+from gradcheck.core.probes import projections, signed_steps
 
 #: Arguments with at most this many entries are differenced entry by entry.
 FULL_DIFFERENCES_BUDGET = 64
@@ -339,9 +339,7 @@ def miss_ratios(fd: ArgumentDifferences, hand: np.ndarray, hand_error: np.ndarra
     g = np.asarray(hand, dtype=np.float64)
     bound = np.broadcast_to(np.asarray(hand_error, dtype=np.float64), g.shape)
     if fd.directions is not None:
-        directions = fd.directions.reshape(len(fd.directions), -1)
-        g = directions @ g.reshape(-1)
-        bound = np.abs(directions) @ bound.reshape(-1)
+        g, bound = projections(fd.directions, g, bound, fd.x)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.abs(g - fd.gradient) / (bound + fd.error)
     return np.where(np.isnan(ratio), 0.0, ratio)
