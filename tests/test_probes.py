@@ -73,3 +73,63 @@ def test_projections_of_stacked_cases_and_in_chunks(monkeypatch):
     monkeypatch.setattr(probes, "CHUNK", 3)
     chunked, chunked_bound = probes.projections(directions, g, 1e-9, x, cases=1)
     assert np.allclose(chunked, stacked) and np.allclose(chunked_bound, stacked_bound)
+
+
+@pytest.mark.parametrize("autograd", [None, False])
+def test_huge_layers_take_fewer_probes_only_where_autograd_confirms(monkeypatch, autograd):
+    """A layer above LARGE_LAYER entries (all its arguments) takes LARGE_PROBES probes per
+    argument when autograd compares every entry, PROBES when it does not."""
+    import gradcheck
+    from gradcheck.user import finite
+    from gradcheck.user.differences import LARGE_LAYER, PROBES
+
+    rng = np.random.default_rng(3)
+    x, w = rng.normal(size=(2, 100)), rng.normal(size=(100, LARGE_LAYER // 100 + 1))
+    dout = rng.normal(size=(2, w.shape[1]))
+
+    def forward(x, w):
+        return np.tanh(x @ w)
+
+    def backward(dout, x, w):
+        d = dout * (1.0 - np.tanh(x @ w) ** 2)
+        return d @ w.T, x.T @ d
+
+    seen: list[int] = []
+    original = finite.differences
+
+    def spy(*args, **kwargs):
+        found = original(*args, **kwargs)
+        seen.append(len(found.directions))
+        return found
+
+    monkeypatch.setattr(finite, "differences", spy)
+    gradcheck.check_backward(
+        forward, backward, signature="(n,i),(i,j)->(n,j)", example=((x, w), dout),
+        autograd=autograd,
+    )  # fmt: skip
+    expected = probes.LARGE_PROBES if autograd is None else PROBES
+    assert seen == [expected, expected]
+
+
+def test_one_weight_a_thousandth_off_in_a_large_layer_is_caught():
+    """Above LARGE_ARGUMENT entries the probes only confirm: autograd must still catch a
+    single entry of W 0.1 % off (a pattern six probes could miss)."""
+    import gradcheck
+
+    rng = np.random.default_rng(5)
+    x, w = rng.normal(size=(2, 300)), rng.normal(size=(300, 300)) / 20.0
+    dout = rng.normal(size=(2, 300))
+
+    def forward(x, w):
+        return np.tanh(x @ w)
+
+    def backward(dout, x, w):
+        d = dout * (1.0 - np.tanh(x @ w) ** 2)
+        dw = x.T @ d
+        dw[17, 42] *= 1.001
+        return d @ w.T, dw
+
+    with pytest.raises(gradcheck.GradientMismatch, match="gradient of w"):
+        gradcheck.check_backward(
+            forward, backward, signature="(n,i),(i,j)->(n,j)", example=((x, w), dout)
+        )

@@ -70,6 +70,7 @@ from gradcheck.core.comparison import (
     Clock,
     compare,
 )
+from gradcheck.core.probes import LARGE_PROBES
 from gradcheck.core.results import CaseSummary, CheckResult, Comparison
 from gradcheck.core.tolerance import Tracked, track
 
@@ -86,8 +87,7 @@ PASS_ENTRIES = 1 << 21
 #: "auto" uses column differences while 4(P + I) evaluations of the whole layer cost at
 #: most this many output-times-parameter products (N·J·P each), and probes above.
 COLUMN_WORK_BUDGET = 1 << 30
-#: Probes of θ, and of z, under "auto" (see the module docstring: a miss rate of 2^-6).
-LARGE_PROBES = 6
+# LARGE_PROBES (gradcheck.core.probes): probes of θ, and of z, under "auto".
 
 
 def applies(layer: LayerType, parameters: int, *, threshold: int | None = None) -> bool:

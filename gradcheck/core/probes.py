@@ -43,6 +43,9 @@ from gradcheck.core.tolerance import gamma
 
 #: Entries handled at once by `projections`: bounds its temporaries on huge arguments.
 CHUNK = 1 << 20
+#: Probes for arguments too large for anything else, where a per-entry oracle (autograd)
+#: also compares every entry: any error pattern escapes them with probability <= 2^-6.
+LARGE_PROBES = 6
 
 
 def signed_steps(

@@ -51,8 +51,14 @@ from gradcheck.core.probes import projections, signed_steps
 
 #: Arguments with at most this many entries are differenced entry by entry.
 FULL_DIFFERENCES_BUDGET = 64
-#: Random signed directions probed for larger arguments.
+#: Random signed directions probed for larger arguments: a pattern of errors escapes them
+#: with probability <= 2^-16 (`gradcheck.core.probes`).
 PROBES = 16
+#: Above this many entries in all the arguments, where autograd compares every entry, the
+#: large-layer count `gradcheck.core.probes.LARGE_PROBES` is probed instead: each probe
+#: costs four calls of the whole forward, and the differences there confirm autograd
+#: rather than stand alone.
+LARGE_LAYER = 1 << 16
 
 Evaluate = Callable[[np.ndarray], np.ndarray]
 ErrorsAt = Callable[[np.ndarray], np.ndarray]
@@ -144,21 +150,23 @@ def differences(
     errors_at: ErrorsAt | None = None,
     unit: float = U64,
     seed: int = 0,
+    probes: int = PROBES,
 ) -> ArgumentDifferences:
     """Finite differences of E with respect to x (see the module docstring).
 
     evaluate(variant) returns the forward's joined float64 output with x replaced by
     variant (not finite where the forward is not). forward_error bounds the forward's
     rounding at x; errors_at(values), when given, bounds it at other points from their
-    outputs (the fallback model); unit is the unit roundoff of the forward's precision.
+    outputs (the fallback model); unit is the unit roundoff of the forward's precision;
+    probes: how many directions an argument above `FULL_DIFFERENCES_BUDGET` entries takes.
     """
     h = step_sizes(x, unit)
     if x.size <= FULL_DIFFERENCES_BUDGET:
         shifts = np.zeros((x.size,) + x.shape)
         shifts.reshape(x.size, -1)[np.arange(x.size), np.arange(x.size)] = h.reshape(-1)
-        probes = None
+        directions = None
     else:
-        shifts = probes = signed_steps(np.random.default_rng(seed), PROBES, x, unit)
+        shifts = directions = signed_steps(np.random.default_rng(seed), probes, x, unit)
     values = np.empty((4, len(shifts)) + outputs.shape)
     steps = np.empty((4, len(shifts)))
     with np.errstate(all="ignore"):
@@ -166,13 +174,14 @@ def differences(
             for column, shift in enumerate(shifts):
                 variant = x + scale * shift
                 values[row, column] = evaluate(variant)
-                steps[row, column] = np.abs(variant - x).sum()
-    if probes is not None:  # nominal steps; `gradcheck.core.probes.projections` charges
+                if directions is None:
+                    steps[row, column] = np.abs(variant - x).sum()
+    if directions is not None:  # nominal steps; `gradcheck.core.probes.projections` charges
         steps = np.array([1.0, 1.0, 2.0, 2.0])[:, None] * np.ones(len(shifts))  # the taken
     base_error = np.asarray(forward_error, dtype=np.float64)
     errors = np.broadcast_to(base_error, values.shape) if errors_at is None else errors_at(values)
     return _estimates(
-        x, shifts, probes, values, outputs, steps, dout, np.asarray(errors), base_error, False
+        x, shifts, directions, values, outputs, steps, dout, np.asarray(errors), base_error, False
     )
 
 

@@ -103,15 +103,23 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
     forward_error, forward_model = forward_bound(layer, arguments64, out64, count, layout)
     mark = lap("error model", mark)
 
-    # 2. finite differences, and the kink test
     for k in layer.wrt:
         reason = _outside_bounds(layer, arguments64[k], k)
         if reason is not None:
             return _non_differentiable(summary, reason, seconds, started)
+
+    # 2. autograd, first: where it compares every entry, differences of huge arguments
+    # take fewer probes (it is dropped below at a kink, where it picks one side)
+    skipped: dict[str, str] = {}
+    ad = _autograd(layer, options, memo, layout, arguments64, dout64, out64, skipped)
+    mark = lap("autograd", mark)
+
+    # 3. finite differences, and the kink test
     try:
         differenced = forward_differences(
-            layer, case, layout, arguments64, dout64, out64, forward_error, forward_model, count
-        )
+            layer, case, layout, arguments64, dout64, out64, forward_error, forward_model,
+            count, confirming=ad is not None,
+        )  # fmt: skip
     except StencilError as where:
         reason = f"the forward's outputs change shape within the finite-difference step of {where}"
         return _non_differentiable(summary, reason, seconds, started)
@@ -129,15 +137,10 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
     if kinked and options.kinks == "redraw":
         k, mask = next(iter(kinked.items()))
         return _non_differentiable(summary, _kink_text(layer, k, mask, fd[k]), seconds, started)
-    mark = lap("finite-differences", mark)
-
-    # 3. autograd (not at a kink: it picks one side there, as the user's code may)
-    skipped: dict[str, str] = {}
-    ad = _autograd(layer, options, memo, layout, arguments64, dout64, out64, skipped)
     if kinked and ad is not None:
         skipped["autograd"] = "at a kink: only the one-sided differences apply"
         ad = None
-    mark = lap("autograd", mark)
+    mark = lap("finite-differences", mark)
 
     if ad is None and (reason := unresolved_everywhere(fd)) is not None:
         return _cannot_resolve(summary, reason, seconds, started)

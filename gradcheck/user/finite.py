@@ -25,11 +25,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradcheck.core.differences import U64
+from gradcheck.core.probes import LARGE_PROBES
 from gradcheck.core.tolerance import gamma
 from gradcheck.errors import UserCodeError
 from gradcheck.user.bounds import forward_bound
 from gradcheck.user.calls import user_frames
-from gradcheck.user.differences import ArgumentDifferences, differences, second_look
+from gradcheck.user.differences import (
+    LARGE_LAYER,
+    PROBES,
+    ArgumentDifferences,
+    differences,
+    second_look,
+)
 from gradcheck.user.noise import measure_precision
 from gradcheck.user.outputs import OutputLayout, outputs_of
 from gradcheck.user.types import UserCase, UserLayer
@@ -94,8 +101,11 @@ def forward_differences(
     forward_error: np.ndarray,
     forward_model: str,
     count: int,
+    *,
+    confirming: bool = False,
 ) -> Differenced:
-    """Finite differences for every differentiated argument (see `Differenced`)."""
+    """Finite differences for every differentiated argument (see `Differenced`);
+    confirming: autograd compares every entry (fewer probes on huge arguments)."""
     evaluate = evaluator(layer, case, layout)
     errors_at = None
     unit = U64
@@ -119,11 +129,13 @@ def forward_differences(
 
         errors_at, unit = scaled, precision.unit
         forward_error = scaled(out64)
+    large = sum(a.size for a in arguments64) > LARGE_LAYER
+    probes = LARGE_PROBES if confirming and large else PROBES
     found = {}
     for k in layer.wrt:
         found[k] = differences(
             _moving(evaluate, arguments64, k), arguments64[k], dout64, out64, forward_error,
-            errors_at=errors_at, unit=unit,
+            errors_at=errors_at, unit=unit, probes=probes,
         )  # fmt: skip
     return Differenced(found, forward_model, None, unit, errors_at)
 
