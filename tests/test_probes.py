@@ -133,3 +133,41 @@ def test_one_weight_a_thousandth_off_in_a_large_layer_is_caught():
         gradcheck.check_backward(
             forward, backward, signature="(n,i),(i,j)->(n,j)", example=((x, w), dout)
         )
+
+
+# ---- structure of parameters too large for their Jacobian ---------------------------------
+
+
+def _halves(forward, w, axes=(1,)):
+    from gradcheck.user.oracles import structure_by_halves
+
+    x = np.random.default_rng(6).normal(size=(3, w.shape[0]))
+
+    def moved(variant: np.ndarray) -> np.ndarray:
+        return np.asarray(forward(x, variant), dtype=np.float64)
+
+    return structure_by_halves(moved, w, moved(w), axes)
+
+
+def test_halves_find_a_partitioned_parameter():
+    w = np.random.default_rng(7).normal(size=(40, 30))
+    assert _halves(lambda x, w: np.tanh(x @ w), w) == ("partitioned", 1)
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        lambda x, w: (x @ w) - (x @ w).mean(axis=1, keepdims=True),  # every unit reads all
+        lambda x, w: x @ w + np.roll(x @ w, 1, axis=1) * 1e-3,  # unit j also reads slice j-1
+    ],
+    ids=["centred", "neighbour"],
+)
+def test_halves_find_shared_parameters(forward):
+    w = np.random.default_rng(8).normal(size=(40, 30))
+    assert _halves(forward, w) == ("shared", None)
+
+
+def test_halves_find_an_unused_parameter_and_one_unit():
+    w = np.random.default_rng(9).normal(size=(40, 30))
+    assert _halves(lambda x, w: x[:, :30] * 2.0, w) == ("unused", None)
+    assert _halves(lambda x, w: np.tanh(x @ w[:, :1]), w) == ("undetermined", None)

@@ -11,7 +11,7 @@ This module is free of hypothesis and pytest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +25,7 @@ from gradcheck.core.tolerance import gamma, summation_bound
 from gradcheck.errors import CoupledLayerError
 from gradcheck.user.calls import call_user
 from gradcheck.user.differences import ArgumentDifferences
-from gradcheck.user.oracles import structure
+from gradcheck.user.oracles import structure, structure_by_halves
 from gradcheck.user.types import UserCase, UserLayer
 
 #: Entries shown per failing gradient in a mismatch message.
@@ -136,10 +136,14 @@ def structure_comparison(
     dout: np.ndarray,
     outputs: np.ndarray,
     findings: Findings,
+    moved: Callable[[np.ndarray], np.ndarray],
 ) -> None:
     """Structure of parameter k and, where it is unit-partitioned, the compact identity:
     the hand-written gradient against δ ⊙ B with B the per-unit blocks of the
-    finite-difference Jacobian.
+    finite-difference Jacobian. moved(variant) is the float64 forward with parameter k
+    replaced: a parameter too large for the Jacobian has its structure measured by
+    `structure_by_halves`, and its compact identity is then not compared entry by
+    entry (B would cost four evaluations per entry of one unit).
 
     "Partitioned" rests on every cross-unit entry of the Jacobian being zero within its
     own error, which a layer with small cross-unit terms can meet (an LSTM's W_c reaches
@@ -147,15 +151,15 @@ def structure_comparison(
     carries them: Σ_(o outside e's unit) |δ_o| (|J_oe| + err_oe), beside the error of the
     blocks it sums, Σ_(o in e's unit) |δ_o| err_oe + γ_R Σ |δ_o J_oe| (R rows summed)."""
     name = layer.argument_names[k]
-    if fd.jacobian is None or fd.jacobian_error is None:
-        findings.structure[name] = "undetermined (too large for entry-by-entry differences)"
-        return
     unit = layer.signature.unit_name
     if unit is None:
         findings.structure[name] = "undetermined (the output has no unit axis)"
         return
     candidates = [a for a, dim in enumerate(layer.signature.inputs[k]) if dim == unit]
-    verdict, axis = structure(fd.jacobian, fd.jacobian_error, g.shape, candidates)
+    if fd.jacobian is None or fd.jacobian_error is None:
+        verdict, axis = structure_by_halves(moved, fd.x, outputs, candidates)
+    else:
+        verdict, axis = structure(fd.jacobian, fd.jacobian_error, g.shape, candidates)
     if verdict == "shared" and layer.unit_jacobian is not None:
         raise CoupledLayerError(
             f"{layer.name}: output unit j depends on parameters of other units (θ is not "
@@ -166,6 +170,9 @@ def structure_comparison(
         findings.structure[name] = verdict
         return
     findings.structure[name] = f"partitioned along axis {axis}"
+    if fd.jacobian is None or fd.jacobian_error is None:
+        findings.structure[name] += " (halves of the units moved; too large for δ ⊙ B)"
+        return
     units = outputs.shape[-1]
     owner = np.indices(g.shape)[axis].reshape(-1)  # the unit each entry belongs to
     jacobian = fd.jacobian.reshape(-1, units, owner.size)  # (rows, units, entries)

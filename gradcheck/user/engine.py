@@ -58,6 +58,7 @@ from gradcheck.user.finite import (
     StencilError,
     forward_differences,
     look_again,
+    moving_forward,
     unresolved_everywhere,
 )
 from gradcheck.user.oracles import AutogradReference, NotTraceableError, autograd_reference
@@ -190,7 +191,10 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         if layer.unit_jacobian is not None and k == 1:
             findings.add(dense_comparison(layer, case, name, axes))
         if k in layer.parameters and not kinked:  # central differences mean nothing at a kink
-            structure_comparison(layer, case, k, fd[k], g, hand_error[i], dout64, out64, findings)
+            moved = moving_forward(layer, case, layout, arguments64, k)
+            structure_comparison(
+                layer, case, k, fd[k], g, hand_error[i], dout64, out64, findings, moved
+            )
     lap("compare", mark)
     seconds["total"] = time.perf_counter() - started
 

@@ -155,6 +155,17 @@ def _moving(
     return moved
 
 
+def moving_forward(
+    layer: UserLayer,
+    case: UserCase,
+    layout: OutputLayout,
+    arguments64: Sequence[np.ndarray],
+    k: int,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The forward's joined float64 outputs as a function of argument k alone."""
+    return _moving(evaluator(layer, case, layout), arguments64, k)
+
+
 def look_again(
     layer: UserLayer,
     case: UserCase,
@@ -181,7 +192,7 @@ def look_again(
         error, model = forward_bound(layer, full, outputs, count, layout)
         return error if model.startswith("running") else None
 
-    moved = _moving(evaluator(layer, case, layout), arguments64, k)
+    moved = moving_forward(layer, case, layout, arguments64, k)
     return second_look(differenced.fd[k], missed, moved, bound_at)
 
 

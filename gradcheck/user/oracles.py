@@ -13,7 +13,8 @@ evaluated in float64 on the case's values.
   which gives autograd's own running error bound, else on plain arrays (error unknown:
   the caller applies the fallback model of `gradcheck.core.tolerance`).
 - `structure`: whether each parameter is unit-partitioned along one of its axes, read
-  off the finite-difference Jacobian.
+  off the finite-difference Jacobian; `structure_by_halves`, the same property for a
+  parameter too large for that Jacobian, from two evaluations per axis.
 
 This module is free of I/O, hypothesis and pytest.
 """
@@ -199,3 +200,59 @@ def structure(
         if not off_block.any():
             return "partitioned", axis
     return "shared", None
+
+
+def structure_by_halves(
+    moved: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    outputs: np.ndarray,
+    candidate_axes: Sequence[int],
+    *,
+    seed: int = 0,
+) -> tuple[str, int | None]:
+    """`structure` for a parameter too large for its finite-difference Jacobian, from two
+    evaluations per candidate axis (moved(variant) is the float64 forward with the
+    parameter replaced; outputs, its outputs at x, unit j = outputs[..., j]).
+
+    Along axis a, a random half S of the unit indices is moved by 2h (every entry whose
+    index along a is in S), then the other half. Output unit j computes from its own
+    slice alone when the parameter is partitioned along a: moving slices outside j
+    leaves unit j's outputs the same floating-point numbers (the same operations on the
+    same operands), so a unit outside the moved half that changes at all shows that
+    units depend on common entries. A unit that depends on others' entries escapes both
+    moves only if none of those entries are in the other half, probability 2^-(units/2)
+    for a unit that reads every slice. Returns what `structure` returns.
+    """
+    units = outputs.shape[-1] if outputs.ndim else 1
+    base = outputs.reshape(-1, units)
+    if units < 2:
+        return "undetermined", None
+    step = 2.0 * oracles.step_sizes(x)
+    rng = np.random.default_rng(seed)
+    used = False
+    for axis in candidate_axes:
+        if x.shape[axis] != units:
+            continue
+        half = rng.permutation(units) < units // 2
+        index: list[Any] = [np.newaxis] * x.ndim
+        index[axis] = slice(None)
+        changed = [
+            _changed_units(moved(np.where(chosen[tuple(index)], x + step, x)), base)
+            for chosen in (half, ~half)
+        ]
+        crossing = np.any(changed[0] & ~half) or np.any(changed[1] & half)
+        if changed[0].any() or changed[1].any():
+            used = True
+            if not crossing:
+                return "partitioned", axis
+    if not used:  # no candidate axis moved anything: does the output read x at all?
+        used = bool(_changed_units(moved(x + step), base).any())
+    return ("shared", None) if used else ("unused", None)
+
+
+def _changed_units(after: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Per output unit (before is (rows, units)): does any of its outputs differ (NaN
+    where there was none counts)."""
+    after = after.reshape(before.shape)
+    same = (after == before) | (np.isnan(after) & np.isnan(before))
+    return ~same.all(axis=0)
