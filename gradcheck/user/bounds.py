@@ -66,10 +66,14 @@ def measured_rounding(
     ):
         return None
     ratio = float(np.finfo(higher).eps) / float(np.finfo(dtype).eps)
-    return [
-        (np.abs(v.astype(higher) - r) / (1.0 - ratio)).astype(np.float64)
-        for v, r in zip(values, items, strict=True)
-    ]
+    measured = []
+    for v, r in zip(values, items, strict=True):
+        apart = v.astype(higher)  # in place from here: these are the largest arrays made
+        np.subtract(apart, r, out=apart)
+        np.abs(apart, out=apart)
+        apart /= 1.0 - ratio
+        measured.append(apart.astype(np.float64))
+    return measured
 
 
 def _tracked_run(
