@@ -322,3 +322,41 @@ def test_a_signal_while_rendering_html_leaves_the_report_interrupted(capsys, tmp
     assert code == cli.INTERRUPTED, err
     assert read_report(tmp_path / "report.json").status == "interrupted"
     assert leftovers(tmp_path) == []
+
+
+def test_sigterm_stops_gradcheck_check_and_keeps_the_examples_that_finished(tmp_path):
+    """`gradcheck check` on a slow layer: the report written on SIGTERM is "interrupted"
+    and counts the examples that finished before it."""
+    (tmp_path / "slow_layer.py").write_text(
+        "import time\n"
+        "import numpy as np\n"
+        "def forward(x):\n"
+        "    time.sleep(0.002)\n"
+        "    return np.tanh(x)\n"
+        "def backward(dout, x):\n"
+        "    return dout * (1.0 - np.tanh(x) ** 2)\n"
+        "started = open(__file__ + '.started', 'w')\n"
+        "spec = dict(forward=forward, backward=backward, signature='(n)->(n)',\n"
+        "            max_examples=100000, timeout=None)\n"
+    )
+    errors = (tmp_path / "stderr.txt").open("w")
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gradcheck", "check", "slow_layer:spec", "--out", str(out),
+         "--no-html"],
+        stdout=subprocess.DEVNULL, stderr=errors, cwd=tmp_path,
+    )  # fmt: skip
+    time.sleep(1.0)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (tmp_path / "slow_layer.py.started").exists():
+        time.sleep(0.2)
+    time.sleep(4.0)  # a few hundred examples, far from the 100 000 asked for
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    errors.close()
+    err = (tmp_path / "stderr.txt").read_text()
+    assert process.returncode == cli.INTERRUPTED, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "interrupted"
+    assert sum(cell["examples"] for cell in report["cells"]) > 0, report["cells"]
+    assert "Traceback" not in err

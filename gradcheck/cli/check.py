@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gradcheck.cli.exits import MISMATCH, NOTHING_CHECKED, OK, USAGE_ERROR
-from gradcheck.cli.output import file_error, locked_out, render
+from gradcheck.cli.exits import INTERRUPTED, MISMATCH, NOTHING_CHECKED, OK, USAGE_ERROR
+from gradcheck.cli.output import file_error, locked_out, render, terminate_as_interrupt
 from gradcheck.errors import (
     GradcheckError,
     SignatureError,
@@ -96,11 +96,12 @@ def _checked_spec(target: dict[Any, Any]) -> tuple[Any, dict[str, Any]]:
     return function, spec
 
 
-def _run_target(target: Any, arguments: argparse.Namespace) -> list[Any]:
-    """Run the checks target stands for; their summaries, failed, errors or not. A
-    function of checks runs to its end: a check that fails or errs is recorded and the
-    next one runs. The user's code raising outside a check, or calling sys.exit, is
-    recorded as an error of the target."""
+def _run_target(target: Any, arguments: argparse.Namespace, found: list[Any]) -> None:
+    """Run the checks target stands for, their summaries (failed, errors or not) into
+    `found`, which keeps those begun when Ctrl-C or SIGTERM stops the run. A function of
+    checks runs to its end: a check that fails or errs is recorded and the next one runs.
+    The user's code raising outside a check, or calling sys.exit, is recorded as an error
+    of the target."""
     overrides: dict[str, Any] = {}
     if arguments.examples is not None:
         overrides["max_examples"] = arguments.examples
@@ -117,7 +118,9 @@ def _run_target(target: Any, arguments: argparse.Namespace) -> list[Any]:
                 pass
             except SystemExit as error:  # not the command's exit code: the layer's error
                 _exited(checks, error, arguments.target)
-        return list(checks)
+            finally:
+                found.extend(checks)
+        return
     if not callable(target):
         raise GradcheckError(
             "MODULE:ATTR must name a dict of a check's arguments or a function that "
@@ -135,7 +138,8 @@ def _run_target(target: Any, arguments: argparse.Namespace) -> list[Any]:
             pass
         except (Exception, SystemExit) as error:  # the function's own code
             _exited(checks, error, arguments.target)
-    return list(checks)
+        finally:
+            found.extend(checks)
 
 
 def _exited(checks: list[Any], error: BaseException, target: str) -> None:
@@ -157,10 +161,20 @@ def _exited(checks: list[Any], error: BaseException, target: str) -> None:
 def command_check(arguments: argparse.Namespace) -> int:
     """`gradcheck check MODULE:ATTR`: the checks a layer spec or a function stands for."""
     target = _load(arguments.target)
-    checks = _run_target(target, arguments)
+    checks: list[Any] = []
+    interrupted = False
+    with terminate_as_interrupt():
+        try:
+            _run_target(target, arguments, checks)
+        except KeyboardInterrupt:
+            interrupted = True
+            print(
+                "gradcheck check: interrupted; the report keeps the examples that finished",
+                file=sys.stderr,
+            )
     if not checks:
         print("gradcheck check: the target ran no check", file=sys.stderr)
-        return NOTHING_CHECKED
+        return INTERRUPTED if interrupted else NOTHING_CHECKED
     cells: dict[tuple[str, str, str], Any] = {}
     failures = []
     for check in checks:
@@ -173,7 +187,7 @@ def command_check(arguments: argparse.Namespace) -> int:
             print(printable(check.message), file=sys.stderr)
     out: Path = arguments.out
     report = Report(
-        status="complete",
+        status="interrupted" if interrupted else "complete",
         environment=environment(),
         settings={"command": shlex.join(["gradcheck", *sys.argv[1:]]), "target": arguments.target},
         cells=list(cells.values()),
@@ -186,6 +200,8 @@ def command_check(arguments: argparse.Namespace) -> int:
             raise file_error(error, out / "report.json") from None
         render(report, out, html=not arguments.no_html)
     print(f"Report: {out / 'report.json'}")
+    if interrupted:
+        return INTERRUPTED
     failed = [check for check in checks if check.outcome != "passed"]
     if failed and all(_usage_error(check) for check in failed):
         return USAGE_ERROR  # the checks were called wrongly: gradcheck's usage, not a bug

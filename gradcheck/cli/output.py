@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from gradcheck.errors import GradcheckError
 from gradcheck.report import Report, render_html, render_markdown
@@ -116,3 +119,22 @@ def _holder(lock: Path) -> int | None:
     except PermissionError:
         return pid  # alive, another user's
     return pid
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, `kill`, `timeout`) stops a command as Ctrl-C does: the
+    report is closed "interrupted" with what finished, and the command exits 2. The old
+    handler comes back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(number: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {number}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -8,21 +8,17 @@ interrupted run leaves a valid report of what finished), and renders the report.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import shlex
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gradcheck import campaign
 from gradcheck.cli.exits import INTERRUPTED, MISMATCH, NOTHING_CHECKED, OK
-from gradcheck.cli.output import file_error, locked_out, render
+from gradcheck.cli.output import file_error, locked_out, render, terminate_as_interrupt
 from gradcheck.report import Report, ReportWriter, environment
 
 
@@ -131,7 +127,7 @@ def command_run(arguments: argparse.Namespace) -> int:
             "target": None,
         },
     )
-    with locked_out(out), _terminate_as_interrupt():
+    with locked_out(out), terminate_as_interrupt():
         try:
             return _campaign(arguments, specs, report, seed=seed, workers=workers)
         except OSError as error:  # a read-only or full disk: the user's to fix
@@ -201,21 +197,3 @@ def _campaign(
         f"({time.perf_counter() - started:.0f} s). Report: {out / 'report.html'}"
     )
     return MISMATCH if problems else OK
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a CI job cancelled, `kill`, `timeout`) stops the run as Ctrl-C does: the
-    report is closed "interrupted" and the command exits 2. The old handler comes back."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(number: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {number}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
