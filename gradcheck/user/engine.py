@@ -147,9 +147,10 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         return _cannot_resolve(summary, reason, seconds, started)
 
     # 4. what each side is charged, then every comparison
+    single = _all_single(out64)
     measured = measured_rounding(layer.backward, (*case.output_douts, *case.arguments), grads)
     hand_error, ad_error = _charges(
-        layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit
+        layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit, single
     )
     looked = False
     for i, k in enumerate(layer.wrt):
@@ -170,14 +171,14 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
                 again(k, missed & ~worst)
     if looked:
         hand_error, ad_error = _charges(
-            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit
+            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit, single
         )
     disagreement = None if ad is None or kinked else _disagreement(layer, fd, ad, ad_error)
     if disagreement is not None:  # autograd is not a reference for this forward here
         skipped["autograd"] = disagreement
         ad = None
         hand_error, ad_error = _charges(
-            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit
+            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit, single
         )
     findings = Findings()
     for i, (k, g) in enumerate(zip(layer.wrt, grads, strict=True)):
@@ -315,6 +316,7 @@ def _charges(
     measured: Sequence[np.ndarray] | None,
     count: int,
     forward_unit: float,
+    single: bool,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The error charged to the hand-written gradients and to autograd's, per argument.
 
@@ -328,7 +330,9 @@ def _charges(
     A forward measured to compute in a lower precision than the case's dtype (float32
     buffers in a float64 call, `gradcheck.user.noise`) makes a layer of that precision:
     its backward is charged at that unit roundoff u too, and u|g| on top for a result
-    stored in it. A float64 layer whose backward alone rounds to float32 is not excused.
+    stored in it. A float64 layer whose backward alone rounds to float32 is not excused;
+    single: the forward's outputs are all float32 numbers (a layer that stores in float32
+    by design, whose backward may round there too).
     """
     case_unit = unit_roundoff(case.dtype)
     unit = max(case_unit, forward_unit)
@@ -338,7 +342,11 @@ def _charges(
         magnitude = _magnitude(fd[k], dout64, g)
         seen: Any = measured[i] if measured is not None else 0.0
         stored = unit * np.abs(g.astype(np.float64)) if unit > case_unit else 0.0
-        if hand_bounds is not None:
+        # The running bound is rigorous for what the code computes, including a cast to
+        # float32 in a float64 backward (x.T.astype(np.float32) @ ...): that rounding is
+        # the bug, so a gradient rounded below the layer's precision gets the fallback.
+        narrowed = ad is not None and not single and _rounded_below(g, ad.gradients[i], unit)
+        if hand_bounds is not None and not narrowed:
             hand_error.append(np.maximum(hand_bounds[i], seen) + stored)
         else:
             ratio = unit / unit_roundoff(np.float64)
@@ -352,6 +360,30 @@ def _charges(
             borrowed = hand_bounds[i] * scale_down if hand_bounds is not None else 0.0
             ad_error.append(borrowed + gamma(count, np.float64) * magnitude)
     return hand_error, ad_error
+
+
+def _all_single(values: np.ndarray) -> bool:
+    """Whether every finite value is a float32 number."""
+    with np.errstate(all="ignore"):
+        finite = values[np.isfinite(values)]
+        return bool(np.array_equal(finite.astype(np.float32).astype(finite.dtype), finite))
+
+
+def _rounded_below(g: np.ndarray, reference: np.ndarray, unit: float) -> bool:
+    """Whether a hand-written gradient was rounded to float32 in a layer of higher precision
+    (unit roundoff `unit`): every entry of g is a float32 number while at least two of
+    the reference's are not. Values of a float64 computation are float32 numbers only
+    when exact with few bits (sums of products of short inputs), and then the reference,
+    exact too, is as well."""
+    if unit >= unit_roundoff(np.float32) or g.dtype.kind != "f" or g.size < 2:
+        return False
+    with np.errstate(all="ignore"):
+        single = g.astype(np.float32).astype(g.dtype)
+        if not np.array_equal(single, g, equal_nan=True):
+            return False
+        reference = np.asarray(reference, dtype=np.float64)
+        apart = reference.astype(np.float32).astype(np.float64) != reference
+    return int(np.count_nonzero(apart & np.isfinite(reference))) >= 2
 
 
 def _outside_bounds(layer: UserLayer, x: np.ndarray, k: int) -> str | None:

@@ -1432,12 +1432,6 @@ bug(
     wrong=affine_float32_round_trip_wrong,
     right=affine_right,
     signature="(n,i),(i,j),(j)->(n,j)",
-    known_miss=(
-        "gradcheck's error model charges the float32 rounding that the backward performs "
-        "itself (astype(float32) on Tracked arrays), so a float64 check accepts a weight "
-        "gradient computed in float32 (error/bound 0.28); the same arithmetic through a "
-        "float32 buffer (dense_weight_grad_float32_buffer) fails at 4.7e6 times the bound"
-    ),
 )
 
 
