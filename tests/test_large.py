@@ -85,6 +85,26 @@ def test_mutants_are_caught_block_by_block(mutant, oracle, layout):
     assert (oracle, mutant.target) in {(c.oracle, c.target) for c in result.failures()}
 
 
+DIAGNOSED = [
+    m
+    for m in MUTANTS
+    if "transposed" not in m.name
+    and not m.case(np.float64).layer_type.coupled
+    and not m.case(np.float64).layer_type.square  # units reading their own inputs: no sub-case
+]
+
+
+@pytest.mark.parametrize("mutant", DIAGNOSED, ids=[m.name for m in DIAGNOSED])
+def test_a_large_mismatch_is_diagnosed_as_the_stacked_path_diagnoses_it(mutant):
+    case = mutant.case(np.float64)
+    stacked, large = check(case), check_large(case, block_units=2)
+    assert large.verdict is Verdict.MISMATCH, large.message
+    assert stacked.diagnosis is not None
+    assert large.diagnosis is not None, large.message
+    assert large.diagnosis.kind == stacked.diagnosis.kind
+    assert f"diagnosis: {large.diagnosis.kind}" in large.message
+
+
 def one_wrong_entry(theta: np.ndarray, unit: int, example: int, parameter: int, factor: float):
     """The dense layer with B[example, unit, parameter] multiplied by factor; the unit is
     found by its row of θ, so the bug follows it into whichever block holds it."""
@@ -92,11 +112,14 @@ def one_wrong_entry(theta: np.ndarray, unit: int, example: int, parameter: int, 
     marker = theta[unit]
 
     def unit_jacobian(z, t, phi):
-        b = dense.unit_jacobian(z, t, phi)
-        rows = np.all(np.asarray(getattr(t, "value", t)) == marker, axis=-1)
-        scale = np.ones(b.shape)
-        scale[..., example, rows, parameter] = factor
-        return b * scale
+        b = dense.unit_jacobian(z, t, phi)  # (..., N, J, P), stacked cases or not
+        rows = np.all(np.asarray(getattr(t, "value", t)) == marker, axis=-1)  # (..., J)
+        hit = (
+            rows[..., None, :, None]
+            & (np.arange(b.shape[-3]) == example)[:, None, None]
+            & (np.arange(b.shape[-1]) == parameter)
+        )
+        return b * np.where(hit, factor, 1.0)
 
     return replace(dense, name="dense (one wrong entry)", unit_jacobian=unit_jacobian)
 
@@ -111,6 +134,9 @@ def test_one_wrong_entry_of_B_in_a_1024_by_1024_layer_is_caught():
     worst = max(result.failures(), key=lambda c: c.worst_ratio)
     assert worst.worst_entry == {"unit": 700, "parameter": 11}
     assert ("autograd", "parameters") in {(c.oracle, c.target) for c in result.failures()}
+    # diagnosed on the units around 700, which hold the wrong entry
+    assert result.diagnosis is not None, result.message
+    assert f"diagnosis: {result.diagnosis.kind}" in result.message
 
 
 def test_a_probe_meets_a_single_wrong_entry_whatever_its_sign():

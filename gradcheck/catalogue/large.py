@@ -63,6 +63,7 @@ from gradcheck.catalogue.blockwise import Tally, accumulate, reverse_mode
 from gradcheck.catalogue.cases import Options
 from gradcheck.catalogue.hand_written import hand_written_side, rank_one_reference
 from gradcheck.catalogue.layers import LayerType
+from gradcheck.catalogue.stacked import Batch
 from gradcheck.catalogue.verdicts import case_verdict
 from gradcheck.core import compact, oracles, tolerance
 from gradcheck.core.comparison import (
@@ -71,8 +72,9 @@ from gradcheck.core.comparison import (
     compare,
 )
 from gradcheck.core.probes import LARGE_PROBES
-from gradcheck.core.results import CaseSummary, CheckResult, Comparison
+from gradcheck.core.results import CaseSummary, CheckResult, Comparison, Verdict
 from gradcheck.core.tolerance import Tracked, track
+from gradcheck.diagnosis.classes import Diagnosis
 
 #: θ with more entries than this, in a layer not declared coupled, is checked here.
 LARGE_PARAMETERS = 1 << 16
@@ -88,6 +90,8 @@ PASS_ENTRIES = 1 << 21
 #: most this many output-times-parameter products (N·J·P each), and probes above.
 COLUMN_WORK_BUDGET = 1 << 30
 # LARGE_PROBES (gradcheck.core.probes): probes of θ, and of z, under "auto".
+#: Units of the sub-case a mismatch is diagnosed on (see `LargeCheck.diagnose`).
+DIAGNOSIS_UNITS = 4
 
 
 def applies(layer: LayerType, parameters: int, *, threshold: int | None = None) -> bool:
@@ -427,4 +431,26 @@ class LargeCheck:
             invalid=self.invalid, non_differentiable=self.non_differentiable,
             coupling=coupling, mass=self.mass, rank_one=self.rank_one,
             checked_in=f"; checked in {blocks} blocks of {self.plan.block_units} units",
+            diagnose=self.diagnose,
         )  # fmt: skip
+
+    def diagnose(self) -> Diagnosis | None:
+        """The diagnosis of a mismatch, gathered on `DIAGNOSIS_UNITS` units around the worst
+        failing entry's unit: the units of a layer checked here are independent, so the
+        sub-case has the same rules and the same bug, at the stacked path's cost (its
+        evidence needs per-example Jacobians). None where the sub-case does not fail, or
+        the layer's units also read their own inputs (square layers)."""
+        if self.layer.square:
+            return None
+        failing = sorted(
+            (c for c in self.comparisons if not c.passed), key=lambda c: -c.worst_ratio
+        )
+        unit = next((c.worst_entry["unit"] for c in failing if "unit" in c.worst_entry), 0)
+        first = max(min(unit - DIAGNOSIS_UNITS // 2, self.theta.shape[0] - DIAGNOSIS_UNITS), 0)
+        units = slice(first, first + DIAGNOSIS_UNITS)
+        options = Options(self.oracles, "auto", LARGE_PROBES, "report")
+        batch = Batch(
+            self.layer, self.phi, self.z[None], self.theta[None, units], self.delta[None, :, units]
+        )
+        (result,) = batch.check(options)
+        return result.diagnosis if result.verdict is Verdict.MISMATCH else None
