@@ -16,7 +16,7 @@ from mutants import MUTANTS
 
 from gradcheck import LAYER_TYPES, Case, Verdict, check
 from gradcheck.catalogue import large as large_module
-from gradcheck.catalogue.block_differences import signed_steps
+from gradcheck.core.probes import signed_steps
 from gradcheck.catalogue.checker import check_large, check_many
 from gradcheck.catalogue.large import make_plan
 

@@ -7,18 +7,14 @@ at once (through the caller's `Tally`); its share of ∂E/∂z, from input colum
 over blocks (∂E/∂z = Σ_b ∂E_b/∂z) and is compared at the end.
 
 **Probes.** Along w = s ⊙ h (s random signs, h the step of each entry), a central
-difference of E at ±w and ±2w, extrapolated, estimates ⟨∇E, w⟩ within the bound
-|D(w) - D(2w)| + rounding/step of `gradcheck.core.oracles`; the hand-written side is
-⟨A, w'⟩ over the steps w' actually taken, with bound Σ |w'| (e_A + γ|A|). For an error
-vector e = A - ∇E, ⟨e, w⟩ = Σ s_i e_i h_i. Fix every sign but that of the largest term
-e_m h_m: of the two values s_m = ±1, at least one gives |⟨e, w⟩| ≥ |e_m h_m|. So each
-probe exceeds the largest weighted error with probability at least 1/2, and K independent
-probes all miss it with probability at most 2^-K; a single wrong entry is met with
-certainty (its sign does not matter). `large.LARGE_PROBES` = 6 gives at most 1/64 for any
-error pattern whose largest entry exceeds the bound, at 4 evaluations of the layer per
-probe. The per-entry guarantee comes from autograd, which compares every entry of A and
-δ_in. E and ⟨A, w⟩ are sums over units, so each block adds its share to them; the
-directions in z are drawn once and shared by every block.
+difference of E at ±w and ±2w, extrapolated, estimates ⟨∇E, w⟩; the hand-written side is
+⟨A, w⟩ with the bound of `gradcheck.core.probes` (its error, the dot products' rounding and
+the steps taken), where the power of K probes is derived: any error pattern whose largest
+weighted entry exceeds the bound escapes all of them with probability at most 2^-K, and a
+single wrong entry is met with certainty. `large.LARGE_PROBES` = 6 gives at most 1/64, at
+4 evaluations of the layer per probe. The per-entry guarantee comes from autograd, which
+compares every entry of A and δ_in. E and ⟨A, w⟩ are sums over units, so each block adds
+its share to them; the directions in z are drawn once and shared by every block.
 
 **Error model.** The stencil's sums (`gradcheck.core.differences.difference_sums`: the
 truncation output by output, the rounding of the differenced values) are sums over
@@ -44,9 +40,10 @@ from typing import Any
 import numpy as np
 
 from gradcheck.catalogue.blockwise import Tally, accumulate
-from gradcheck.core import oracles, tolerance
+from gradcheck.core import oracles
 from gradcheck.core.comparison import compare
-from gradcheck.core.differences import difference_sums, extrapolate, second_look
+from gradcheck.core.differences import extrapolate, second_look
+from gradcheck.core.probes import probe_sums, projections, shifted, signed_steps
 from gradcheck.core.results import Comparison
 from gradcheck.core.tolerance import Tracked, track
 
@@ -138,12 +135,12 @@ class BlockDifferences:
         rng = np.random.default_rng([self.seed, 2, start])
         directions = signed_steps(rng, self.probes, theta64)
         variants = shifted(theta64, directions)
-        projected = projections(directions, gradient, theta64)
+        projected = projected_along(directions, gradient, theta64)
 
         def sums(tracked: bool) -> np.ndarray:
             z = track(self.z64) if tracked else self.z64
             moved = variants.reshape((-1,) + theta64.shape)
-            return stencil_sums(
+            return probe_sums(
                 self.forward(z, track(moved) if tracked else moved), delta64, at_x, tracked
             )
 
@@ -161,15 +158,15 @@ class BlockDifferences:
             self.input_variants = shifted(self.z64, self.input_directions)
         variants = self.input_variants
         assert variants is not None
-        projected = projections(self.input_directions, inputs_share, self.z64)
+        projected = projected_along(self.input_directions, inputs_share, self.z64)
 
         def sums(tracked: bool) -> np.ndarray:
             moved = variants.reshape((-1,) + self.z64.shape)
             if tracked:
-                return stencil_sums(
+                return probe_sums(
                     self.forward(track(moved), track(theta64)), delta64, at_x, tracked
                 )
-            return stencil_sums(self.forward(moved, theta64), delta64, at_x, tracked)
+            return probe_sums(self.forward(moved, theta64), delta64, at_x, tracked)
 
         found = block_share(sums, projected, delta64.size)
         self.input_sums = found if self.input_sums is None else self.input_sums + found
@@ -192,7 +189,7 @@ class BlockDifferences:
                 )
             )
         if self.input_sums is not None and self.input_directions is not None:
-            projected = projections(self.input_directions, hand, self.z64)
+            projected = projected_along(self.input_directions, hand, self.z64)
             found.append(
                 probe_comparison("inputs", self.input_sums, projected, self.probes, self.terms)
             )
@@ -202,77 +199,11 @@ class BlockDifferences:
 # ---- probes ---------------------------------------------------------------------------------
 
 
-def signed_steps(rng: np.random.Generator, count: int, x: np.ndarray) -> np.ndarray:
-    """count directions s_k ⊙ h over x: random signs times each entry's step.
-
-    The signs are the bits of random bytes (one bit each, where drawing integers costs a
-    draw per sign); b·2h - h is exactly ±h, as 2h - h is.
-    """
-    size = count * x.size
-    bits = np.unpackbits(np.frombuffer(rng.bytes(-(-size // 8)), dtype=np.uint8), count=size)
-    steps = oracles.step_sizes(x)
-    directions = bits.reshape((count,) + x.shape) * (2.0 * steps)
-    directions -= steps
-    return directions
-
-
-def shifted(x: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """x + w, x - w, x + 2w, x - 2w for every direction w: (4, K, ...)."""
-    variants = np.empty((4,) + directions.shape)
-    np.add(x, directions, out=variants[0])
-    np.subtract(x, directions, out=variants[1])
-    np.multiply(directions, 2.0, out=variants[2])
-    np.subtract(x, variants[2], out=variants[3])
-    variants[2] += x
-    return variants
-
-
-def projections(directions: np.ndarray, gradient: Tracked, x: np.ndarray) -> Tracked:
-    """⟨g, w_k⟩ for a hand-written g with error e_g, and a bound that also covers the
-    steps the differences really take.
-
-    The dot products round by at most γ_(m+1) Σ |g| |w_k| (m terms), and |w_k| = h.
-    x ± c·w_k is rounded: the step taken differs from c·w_k by at most u(|x| + 2h) per
-    entry, so the extrapolated difference (4 D(w) - D(2w)) / 3 measures ⟨∇E, w_k⟩ only
-    within (4/3 + 1/6) u Σ |∇E| (|x| + 2h) <= 2u Σ (|g| + e_g)(|x| + 2h).
-    """
-    values = np.asarray(gradient.value, dtype=np.float64).ravel()
-    error = np.asarray(gradient.error, dtype=np.float64).ravel()
-    steps = oracles.step_sizes(x).ravel()
-    projected = directions.reshape(len(directions), -1) @ values
-    magnitude = np.abs(values)
-    # Sums of products as dot products: Σ h (e + γ|g|) and Σ (|g| + e)(|x| + 2h).
-    weighted = steps @ error + tolerance.gamma(values.size + 1, np.float64) * (steps @ magnitude)
-    reach = np.abs(x, dtype=np.float64).ravel()
-    reach += 2.0 * steps
-    magnitude += error
-    taken = 2.0 * tolerance.unit_roundoff(np.float64) * (magnitude @ reach)
-    return Tracked(projected, np.full(projected.shape, float(weighted + taken)))
-
-
-def stencil_sums(outputs: Any, delta64: np.ndarray, at_x: float, tracked: bool) -> np.ndarray:
-    """The stencil sums (`gradcheck.core.differences.SUMS`, (7, K)) of one block from its
-    outputs at z or θ + w, - w, + 2w, - 2w for K directions ((4K, N, J_b), Tracked when
-    tracked: then the forward's rounding is charged at each point, else at_x stands for
-    it). Steps are in units of w."""
-    values = np.asarray(getattr(outputs, "value", outputs), dtype=np.float64)
-    values = values.reshape((4, -1) + values.shape[1:])
-    errors1 = errors2 = None
-    if tracked:
-        error = np.asarray(outputs.error).reshape(values.shape)
-        errors1, errors2 = error[0] + error[1], error[2] + error[3]
-    sums = difference_sums(
-        values[0] - values[1],
-        values[2] - values[3],
-        delta64,
-        lambda a: np.sum(a, axis=(-2, -1)),
-        errors1,
-        errors2,
-    )
-    if not tracked:
-        sums[4] += at_x
-        sums[5] += at_x
-    return sums
+def projected_along(directions: np.ndarray, gradient: Tracked, x: np.ndarray) -> Tracked:
+    """⟨g, w_k⟩ for a block's hand-written g, with the bound of `gradcheck.core.probes`
+    (its error, the dot products' rounding and the steps taken), as a Tracked to sum
+    over blocks."""
+    return Tracked(*projections(directions, np.asarray(gradient.value), gradient.error, x))
 
 
 def block_share(sums: Callable[[bool], np.ndarray], projected: Tracked, terms: int) -> np.ndarray:

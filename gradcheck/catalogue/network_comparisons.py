@@ -35,6 +35,7 @@ from gradcheck.catalogue.network import (
 from gradcheck.catalogue.network_results import NetworkResult, layer_result, network_result
 from gradcheck.core import compact, oracles, tolerance
 from gradcheck.core.comparison import Clock, compare
+from gradcheck.core.probes import projections
 from gradcheck.core.results import Comparison
 from gradcheck.core.tolerance import Tracked, track
 
@@ -294,8 +295,9 @@ class NetworkCheck:
             if directions is None:
                 value, bound, names = gradient.value, gradient.error + reference.error, None
             else:  # compare the projections ⟨A^ℓ, w_q⟩ on the probe directions
-                value = np.einsum("kqjp,kjp->kq", directions, gradient.value.astype(np.float64))
-                bound = np.einsum("kqjp,kjp->kq", np.abs(directions), gradient.error)
+                value, bound = projections(
+                    directions, gradient.value, gradient.error, self.thetas64[index], cases=1
+                )
                 bound, names = bound + reference.error, ("probe",)
             self.add(
                 self.chain[index],

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradcheck.catalogue.network import StackedNetworks
+from gradcheck.core.comparison import disagreement
 from gradcheck.core.results import Comparison, Verdict
 
 _PARTS = {"parameters": "unit Jacobian B", "inputs": "input Jacobian"}
@@ -216,7 +217,6 @@ def mismatch_message(
     """The blamed part, the comparison that fails worst there, and the layers below that
     only inherit the wrong δ."""
     depth = stack.depth
-    where = ", ".join(f"{name} {index}" for name, index in culprit.worst_entry.items())
     if blamed_layer is None:
         subject = f"the loss rule ∂E/∂z^{depth} of {stack.loss.name} is wrong"
     else:
@@ -229,7 +229,5 @@ def mismatch_message(
     inherited = f"; layers {below} only inherit the wrong δ" if below else ""
     return (
         f"mismatch: {subject}: {culprit.oracle} ({culprit.method}) disagrees on "
-        f"{_SYMBOLS[culprit.target]} at {where}: hand-written {culprit.hand_written:.9g}, "
-        f"reference {culprit.reference:.9g}, error {culprit.worst_error:.3g} exceeds the "
-        f"bound {culprit.worst_bound:.3g} ({culprit.worst_ratio:.3g}x){inherited}"
+        f"{_SYMBOLS[culprit.target]} {disagreement(culprit)}{inherited}"
     )

@@ -34,6 +34,7 @@ from gradcheck.core.comparison import (
     compare,
 )
 from gradcheck.core.differences import second_look
+from gradcheck.core.probes import projections
 from gradcheck.core.results import CaseSummary, CheckResult, Comparison, Verdict
 from gradcheck.diagnosis import catalogue as explain
 from gradcheck.diagnosis.classes import Diagnosis
@@ -179,7 +180,13 @@ class Batch:
         return [self.verdict(k, seconds) for k in range(self.count)]
 
     def subgradient(self, hand: HandWritten, forward_error: np.ndarray) -> None:
-        """At a kink, B and ∂f/∂z must lie between the one-sided differences."""
+        """At a kink, B and ∂f/∂z must lie between the one-sided differences.
+
+        Output by output, where the user engine (`gradcheck.user.compare`) tests ∂E/∂x
+        between E's one-sided extrapolations: a catalogue layer's units are independent,
+        so each row of B is held to its own output's quotients (a kink in one unit cannot
+        hide behind another's slope); a user's forward is a black box whose outputs
+        cannot be moved one unit at a time."""
         kinked = np.array([reason is not None for reason in self.non_differentiable])
         kinked &= ~self.singular
         if self.layer.coupled or not kinked.any():
@@ -325,8 +332,9 @@ class Batch:
             parameter_layout = "full" if per_case <= FULL_DIFFERENCES_BUDGET else "columns"
         if parameter_layout == "probes":
             reference, directions = oracles.probe_differences(*arguments, probes=probes)
-            projected = np.einsum("kqjp,kjp->kq", directions, gradient.value.astype(np.float64))
-            hand_bound = np.einsum("kqjp,kjp->kq", np.abs(directions), gradient.error)
+            projected, hand_bound = projections(
+                directions, gradient.value, gradient.error, self.theta64, cases=1
+            )
             reference, _ = second_look(
                 reference, projected, hand_bound,
                 lambda cases: oracles.probe_differences(
@@ -340,36 +348,44 @@ class Batch:
             )  # fmt: skip
             self.add(found)
         else:
-            reference = oracles.parameter_differences(*arguments, layout=parameter_layout)
-            reference, _ = second_look(
-                reference, gradient.value, gradient.error,
-                lambda cases: oracles.parameter_differences(
-                    *subset(cases), layout=parameter_layout, tracked=True
-                ), uncoupled,
+            self.entrywise(
+                "parameters", oracles.parameter_differences, gradient, parameter_layout,
+                forward_error, start, uncoupled,
             )  # fmt: skip
-            self.references["finite-differences", "parameters"] = reference
-            found = compare(
-                "finite-differences", "parameters", reference.method, gradient.value,
-                reference.value, gradient.error + reference.error, time.perf_counter() - start,
-            )  # fmt: skip
-            self.add(found)
-        start = time.perf_counter()
         input_layout = (
             layout
             if layout in ("full", "columns")
             else ("full" if self.z[0].size <= FULL_DIFFERENCES_BUDGET else "columns")
         )
-        reference = oracles.input_differences(*arguments, layout=input_layout)
-        reference, _ = second_look(
-            reference, inputs_gradient.value, inputs_gradient.error,
-            lambda cases: oracles.input_differences(
-                *subset(cases), layout=input_layout, tracked=True
-            ),
+        self.entrywise(
+            "inputs", oracles.input_differences, inputs_gradient, input_layout, forward_error,
+            time.perf_counter(),
         )  # fmt: skip
-        self.references["finite-differences", "inputs"] = reference
+
+    def entrywise(
+        self,
+        target: str,
+        differences: Callable[..., oracles.Reference],
+        hand: tolerance.Tracked,
+        layout: str,
+        forward_error: np.ndarray,
+        start: float,
+        among: np.ndarray | None = None,
+    ) -> None:
+        """One target's hand-written values against its differences in `layout`, entry by
+        entry; the cases that miss (among those given) are looked at a second time."""
+        arguments = (self.forward, self.z64, self.theta64, self.delta64, forward_error)
+        reference = differences(*arguments, layout=layout)
+        reference, _ = second_look(
+            reference, hand.value, hand.error,
+            lambda cases: differences(
+                self.forward, *(a[cases] for a in arguments[1:]), layout=layout, tracked=True
+            ), among,
+        )  # fmt: skip
+        self.references["finite-differences", target] = reference
         found = compare(
-            "finite-differences", "inputs", reference.method, inputs_gradient.value,
-            reference.value, inputs_gradient.error + reference.error, time.perf_counter() - start,
+            "finite-differences", target, reference.method, hand.value, reference.value,
+            hand.error + reference.error, time.perf_counter() - start,
         )  # fmt: skip
         self.add(found)
 

@@ -199,18 +199,27 @@ def closest_detail(comparisons: Sequence[Comparison]) -> str:
     return f" (closest: {closest.oracle} on ∂E/∂{symbol} at {closest.worst_ratio:.2g} of its bound)"
 
 
+def disagreement(comparison: Comparison) -> str:
+    """The worst entry of a failed comparison in the words every mismatch message uses
+    (the catalogue's, the networks' and the user engine's, each after its own subject):
+    "at <entry>: hand-written g, reference r, error |g - r| exceeds the bound b (ratio)"."""
+    where = ", ".join(f"{name} {index}" for name, index in comparison.worst_entry.items())
+    return (
+        f"at {where or 'the scalar'}: hand-written {comparison.hand_written:.9g}, "
+        f"reference {comparison.reference:.9g}, error {comparison.worst_error:.3g} exceeds "
+        f"the bound {comparison.worst_bound:.3g} ({comparison.worst_ratio:.3g}x)"
+    )
+
+
 def mismatch_message(comparison: Comparison, diagnosis: Diagnosis | None = None) -> str:
     """One line naming the worst disagreement; the diagnosis, when given, follows on a
     line of its own ("diagnosis: <class>: <summary>"), the one place a result's message
     names it (`GradientMismatch` shows it there with its evidence instead)."""
-    where = ", ".join(f"{name} {index}" for name, index in comparison.worst_entry.items())
     target = "∂E/∂z (formula 1)" if comparison.target == "inputs" else "∂E/∂θ (formula 2)"
     if "row" in comparison.worst_entry and "unit" in comparison.worst_entry:  # a Jacobian entry
         target = "∂f/∂z" if comparison.target == "inputs" else "B = ∂f/∂θ"
     return (
-        f"mismatch: {comparison.oracle} ({comparison.method}) disagrees on {target} at {where}: "
-        f"hand-written {comparison.hand_written:.9g}, reference {comparison.reference:.9g}, "
-        f"error {comparison.worst_error:.3g} exceeds the bound {comparison.worst_bound:.3g} "
-        f"({comparison.worst_ratio:.3g}x)"
+        f"mismatch: {comparison.oracle} ({comparison.method}) disagrees on {target} "
+        + disagreement(comparison)
         + ("" if diagnosis is None else f"\ndiagnosis: {diagnosis}")
     )

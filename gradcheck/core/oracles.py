@@ -31,12 +31,12 @@ from gradcheck.core.differences import (
     STEP_SCALE,
     Reference,
     central_differences,
-    difference_sums,
     extrapolate,
     richardson,
     stencil_differences,
     step_sizes,
 )
+from gradcheck.core.probes import probe_sums, shifted, signed_steps
 from gradcheck.core.tolerance import Tracked, gamma, track
 
 __all__ = [
@@ -310,42 +310,25 @@ def probe_differences(
     tracked: bool = False,
 ) -> tuple[Reference, FloatArray]:
     """Directional derivatives ⟨∂E/∂θ, w_k⟩ along `probes` random signed directions
-    w_k = s_k ⊙ h, for K stacked cases.
+    w_k = s_k ⊙ h, for K stacked cases (`gradcheck.core.probes`).
 
-    Returns the references (K × probes) and the directions (K × probes × J × P): a
-    hand-written gradient g is compared through ⟨g, w_k⟩. Costs 4 forward passes per
-    probe whatever the size of θ. The steps are the nominal ±w, ±2w: rounding them
-    changes a directional derivative by a relative u, far below the truncation error.
-    The truncation is taken output by output, as for the other layouts.
+    Returns the references (K × probes) and the directions (probes × K × J × P): a
+    hand-written gradient g is compared through `gradcheck.core.probes.projections`.
+    Costs 4 forward passes per probe whatever the size of θ. The truncation is taken
+    output by output, as for the other layouts.
     """
-    rng = np.random.default_rng(seed)
-    directions = rng.choice([-1.0, 1.0], size=(probes,) + theta.shape) * step_sizes(theta)
-    sums = np.empty((probes, 7, theta.shape[0]))
+    directions = signed_steps(np.random.default_rng(seed), probes, theta)
     inputs = track(z) if tracked else z
+    at_x = 0.0 if tracked else 2.0 * np.sum(np.abs(delta) * forward_error, axis=(-2, -1))
+    sums = np.empty((7, probes, theta.shape[0]))
     for k, w in enumerate(directions):
-        variants = np.stack([theta + w, theta - w, theta + 2.0 * w, theta - 2.0 * w])
-        result = forward(inputs, track(variants) if tracked else variants)
-        values = np.asarray(getattr(result, "value", result), dtype=np.float64)
-        errors1 = errors2 = None
-        if tracked:
-            error = np.asarray(result.error)
-            errors1, errors2 = error[0] + error[1], error[2] + error[3]
-        sums[k] = difference_sums(
-            values[0] - values[1],
-            values[2] - values[3],
-            delta,
-            lambda a: np.sum(a, axis=(-2, -1)),
-            errors1,
-            errors2,
+        variants = shifted(theta, w)
+        sums[:, k] = probe_sums(
+            forward(inputs, track(variants) if tracked else variants), delta, at_x, tracked
         )
-    sums = np.moveaxis(sums, 1, 0)  # (7, probes, K)
-    if not tracked:
-        at_x = 2.0 * np.sum(np.abs(delta) * forward_error, axis=(-2, -1))
-        sums[4] += at_x
-        sums[5] += at_x
     estimate, error = extrapolate(sums, 2.0, 4.0, delta.shape[-2] * delta.shape[-1])
     reference = Reference(estimate.T, error.T, f"finite differences ({probes} probes)")
-    return reference, np.moveaxis(directions, 0, 1)
+    return reference, directions
 
 
 def one_sided_differences(

@@ -5,8 +5,10 @@ A user's forward is a black box that may not broadcast over extra leading axes, 
 stencil point is one call. For each differentiated argument x, every entry is moved alone
 by ±h and ±2h (h = cbrt(u_p)·max(1, |x|), u_p the precision the forward computes in:
 float64 unless `gradcheck.user.noise` measured less), or, above `FULL_DIFFERENCES_BUDGET`
-entries, x is moved along `PROBES` random signed directions w = s ⊙ h, which yields
-⟨∇E, w⟩. From the outputs at x and at the four points:
+entries, x is moved along `PROBES` random signed directions w = s ⊙ h
+(`gradcheck.core.probes`, shared with the catalogue), which yields ⟨∇E, w⟩ at the nominal
+steps, the steps taken being charged on the hand-written side
+(`gradcheck.core.probes.projections`). From the outputs at x and at the four points:
 
 - the central estimate R = D₁ + (D₁ - D₂)/3 of E, with the error of
   `gradcheck.core.differences` (truncation output by output, rounding of the differenced
@@ -45,6 +47,7 @@ from gradcheck.core.differences import (
     extrapolate,
     step_sizes,
 )
+from gradcheck.core.probes import projections, signed_steps
 
 #: Arguments with at most this many entries are differenced entry by entry.
 FULL_DIFFERENCES_BUDGET = 64
@@ -155,8 +158,7 @@ def differences(
         shifts.reshape(x.size, -1)[np.arange(x.size), np.arange(x.size)] = h.reshape(-1)
         probes = None
     else:
-        rng = np.random.default_rng(seed)
-        shifts = probes = rng.choice([-1.0, 1.0], size=(PROBES,) + x.shape) * h
+        shifts = probes = signed_steps(np.random.default_rng(seed), PROBES, x, unit)
     values = np.empty((4, len(shifts)) + outputs.shape)
     steps = np.empty((4, len(shifts)))
     with np.errstate(all="ignore"):
@@ -165,8 +167,8 @@ def differences(
                 variant = x + scale * shift
                 values[row, column] = evaluate(variant)
                 steps[row, column] = np.abs(variant - x).sum()
-    if probes is not None:  # nominal steps: ⟨∇E, w⟩ per probe, w's rounding ignored
-        steps = np.array([1.0, 1.0, 2.0, 2.0])[:, None] * np.ones(len(shifts))
+    if probes is not None:  # nominal steps; `gradcheck.core.probes.projections` charges
+        steps = np.array([1.0, 1.0, 2.0, 2.0])[:, None] * np.ones(len(shifts))  # the taken
     base_error = np.asarray(forward_error, dtype=np.float64)
     errors = np.broadcast_to(base_error, values.shape) if errors_at is None else errors_at(values)
     return _estimates(
@@ -208,7 +210,7 @@ def second_look(
                 bound = bound_at(variant, wide[row, column])
                 if bound is not None:
                     wide_errors[row, column] = bound
-    if fd.directions is not None:  # nominal steps, as the first look's
+    if fd.directions is not None:  # nominal steps, as the first look's (see `differences`)
         wide_steps = np.where(np.isnan(wide_steps), np.nan, 4.0)
     taken = (wide, wide_steps, wide_errors)
     again = _estimates(
@@ -337,9 +339,7 @@ def miss_ratios(fd: ArgumentDifferences, hand: np.ndarray, hand_error: np.ndarra
     g = np.asarray(hand, dtype=np.float64)
     bound = np.broadcast_to(np.asarray(hand_error, dtype=np.float64), g.shape)
     if fd.directions is not None:
-        directions = fd.directions.reshape(len(fd.directions), -1)
-        g = directions @ g.reshape(-1)
-        bound = np.abs(directions) @ bound.reshape(-1)
+        g, bound = projections(fd.directions, g, bound, fd.x)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.abs(g - fd.gradient) / (bound + fd.error)
     return np.where(np.isnan(ratio), 0.0, ratio)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.core.oracles import step_sizes
+from gradcheck.core.probes import projections
 from gradcheck.core.results import Verdict
 from gradcheck.core.tolerance import gamma, unit_roundoff
 from gradcheck.diagnosis.user import user_evidence
@@ -285,9 +286,7 @@ def _disagreement(
         differences_k = fd[k]
         gradient, error = ad.gradients[i], np.broadcast_to(ad_error[i], ad.gradients[i].shape)
         if differences_k.directions is not None:
-            directions = differences_k.directions.reshape(len(differences_k.directions), -1)
-            gradient = directions @ gradient.reshape(-1)
-            error = np.abs(directions) @ error.reshape(-1)
+            gradient, error = projections(differences_k.directions, gradient, error, fd[k].x)
         with np.errstate(invalid="ignore"):
             apart = np.abs(gradient - differences_k.gradient) > error + differences_k.error
         if np.any(apart):
