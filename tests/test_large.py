@@ -16,9 +16,9 @@ from mutants import MUTANTS
 
 from gradcheck import LAYER_TYPES, Case, Verdict, check
 from gradcheck.catalogue import large as large_module
-from gradcheck.core.probes import signed_steps
 from gradcheck.catalogue.checker import check_large, check_many
 from gradcheck.catalogue.large import make_plan
+from gradcheck.core.probes import signed_steps
 
 PARTITIONED = [
     ("dense", "tanh"), ("linear", None), ("rbf", None), ("gated", "sigmoid"),
