@@ -2,7 +2,7 @@
 torch.autograd.gradcheck on the same function with the same hand-written backward, in the
 same run: at scale (one given case, 1 M to 16 M parameters) and small (100 examples).
 
-    python benchmarks/user_scale.py [--sizes 1024 2048 4096] [--repeats 3]
+    python benchmarks/user_scale.py [--sizes 1024 2048 4096] [--repeats 3] [--scale-repeats N]
         [--small-examples 100] [--skip scale power small] [--out reports/bench/user_scale.json]
 
 The layer is the one a user writes: forward(x, w, b) = tanh(x @ w + b) in NumPy and a
@@ -203,11 +203,13 @@ def scale(sizes: list[int], repeats: int, torch_ok: bool) -> list[dict[str, Any]
     for size in sizes:
         x, w, b, dout = case_arrays(size)
         argument_bytes = x.nbytes + w.nbytes + b.nbytes + dout.nbytes
-        ours, fast = [], []
+        ours, fast, per_stage = [], [], []
         summary = None
         for _ in range(repeats):
-            seconds, summary = gradcheck_example(size)
+            with stages() as found:
+                seconds, summary = gradcheck_example(size)
             ours.append(seconds)
+            per_stage.append(found)
             if torch_ok:
                 fast.append(torch_check(torch_dense(), (x, w, b), fast=True)[0])
         assert summary is not None
@@ -218,6 +220,7 @@ def scale(sizes: list[int], repeats: int, torch_ok: bool) -> list[dict[str, Any]
             "gradcheck_seconds": statistics.median(ours),
             "gradcheck_runs": ours,
             "gradcheck_outcome": summary.outcome,
+            "gradcheck_stage_seconds": _median_stages(per_stage),
             "structure": dict(summary.structure),
             "compact_identity": dict(summary.compact_identity),
             "oracles": dict(summary.oracles),
@@ -258,6 +261,12 @@ def power(size: int, torch_ok: bool) -> dict[str, Any]:
     return report
 
 
+def _median_stages(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per stage, the median over runs of its seconds ("total": inside check_example)."""
+    names = sorted({stage for found in runs for stage in found})
+    return {stage: statistics.median(found.get(stage, 0.0) for found in runs) for stage in names}
+
+
 def small_inputs(examples: int, seed: int) -> list[tuple[np.ndarray, ...]]:
     """Random (x, w, b) whose sizes n, i, j are drawn in 1..4, as check_backward draws them."""
     rng = np.random.default_rng(seed)
@@ -266,6 +275,30 @@ def small_inputs(examples: int, seed: int) -> list[tuple[np.ndarray, ...]]:
         n, i, j = (int(k) for k in rng.integers(1, 5, size=3))
         inputs.append((rng.normal(size=(n, i)), rng.normal(size=(i, j)), rng.normal(size=j)))
     return inputs
+
+
+@contextlib.contextmanager
+def stages() -> Iterator[dict[str, float]]:
+    """Seconds per stage of gradcheck's per-example check (`UserResult.seconds`: user
+    code, error model, finite differences, autograd, compare), summed over the examples
+    checked inside the block; the rest of a check's wall time is hypothesis and the run
+    loop around the examples."""
+    import gradcheck.user.run as run
+
+    found: dict[str, float] = {}
+    original = run.check_example
+
+    def timed(*arguments: Any, **keywords: Any) -> Any:
+        result = original(*arguments, **keywords)
+        for stage, seconds in result.seconds.items():
+            found[stage] = found.get(stage, 0.0) + seconds
+        return result
+
+    run.check_example = timed
+    try:
+        yield found
+    finally:
+        run.check_example = original
 
 
 @contextlib.contextmanager
@@ -283,7 +316,7 @@ def scratch_directory() -> Iterator[None]:
 def small(examples: int, repeats: int, torch_ok: bool) -> dict[str, Any]:
     from gradcheck import check_backward
 
-    ours, default, fast = [], [], []
+    ours, default, fast, per_stage = [], [], [], []
     summary = None
     with scratch_directory():
         # warm-ups: the imports and one-time costs belong to benchmarks/cold_start.py
@@ -291,11 +324,13 @@ def small(examples: int, repeats: int, torch_ok: bool) -> dict[str, Any]:
         if torch_ok:
             torch_check(torch_dense(), small_inputs(1, seed=1000)[0], fast=False)
         for repeat in range(repeats):
-            start = time.perf_counter()
-            summary = check_backward(
-                dense_forward, dense_backward, signature=SIGNATURE, max_examples=examples
-            )
-            ours.append(time.perf_counter() - start)
+            with stages() as found:
+                start = time.perf_counter()
+                summary = check_backward(
+                    dense_forward, dense_backward, signature=SIGNATURE, max_examples=examples
+                )
+                ours.append(time.perf_counter() - start)
+            per_stage.append(found)
             if torch_ok:
                 inputs = small_inputs(examples, seed=repeat)
                 function = torch_dense()
@@ -312,6 +347,7 @@ def small(examples: int, repeats: int, torch_ok: bool) -> dict[str, Any]:
         "gradcheck_examples_checked": summary.examples,
         "gradcheck_oracles": dict(summary.oracles),
         "gradcheck_outcome": summary.outcome,
+        "gradcheck_stage_seconds": _median_stages(per_stage),
     }
     if torch_ok:
         result["torch_default_seconds"] = statistics.median(default)
@@ -326,6 +362,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--scale-repeats", type=int, default=None,
+                        help="runs per size in the scale section (default: --repeats)")  # fmt: skip
     parser.add_argument("--power-size", type=int, default=1024)
     parser.add_argument("--small-examples", type=int, default=100)
     parser.add_argument("--skip", nargs="*", default=[], choices=["scale", "power", "small"])
@@ -367,7 +405,8 @@ def main() -> None:
         save()
         print(json.dumps(result["power"]), flush=True)
     if "scale" not in arguments.skip:
-        result["scale"] = scale(arguments.sizes, arguments.repeats, torch_ok)
+        repeats = arguments.scale_repeats or arguments.repeats
+        result["scale"] = scale(arguments.sizes, repeats, torch_ok)
         save()
     print(f"wrote {out}")
 
