@@ -9,7 +9,8 @@ The layer is the one a user writes: forward(x, w, b) = tanh(x @ w + b) in NumPy 
 backward(dout, x, w, b) -> (dx, dw, db) derived by hand; torch checks a
 torch.autograd.Function whose forward and backward are the same formulas on tensors, in
 float64. Times are medians of --repeats runs with gradcheck and torch interleaved, so both
-see the same load; on a shared machine only the ratios mean anything.
+see the same load; on a shared machine only the ratios mean anything. Both compute on one
+thread (GRADCHECK_BENCH_THREADS=N for N), per core like benchmarks/throughput.py.
 
 - scale: check_backward(..., example=((x, w, b), dout)) with I = J = size, N = 4 (one
   case: what a user checks at this size), against torch's fast mode (one random
@@ -48,7 +49,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# Both tools compute on one thread (numpy's BLAS, torch's intra-op pool) unless
+# GRADCHECK_BENCH_THREADS says otherwise: on this shared 2-core machine a BLAS pool waiting
+# for a busy core made one 1024² forward take 5–30 ms instead of 1 ms, so that timings
+# measured the other engineers' load rather than the tools. Set before numpy loads.
+THREADS = int(os.environ.get("GRADCHECK_BENCH_THREADS", "1"))
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, str(THREADS))
+
+import numpy as np  # noqa: E402
 
 BATCH = 4
 SIGNATURE = "(n,i),(i,j),(j)->(n,j)"
@@ -98,6 +107,8 @@ def have_torch() -> bool:
 def torch_dense(wrong: bool = False) -> Any:
     """The layer as a torch.autograd.Function with the same hand-written backward."""
     import torch
+
+    torch.set_num_threads(THREADS)
 
     class Dense(torch.autograd.Function):
         @staticmethod
@@ -388,6 +399,7 @@ def main() -> None:
         "batch": BATCH,
         "repeats": arguments.repeats,
         "torch": torch_version,
+        "threads": THREADS,
         "command": " ".join(["python", "benchmarks/user_scale.py", *sys.argv[1:]]),
     }
     out = arguments.out.resolve()
