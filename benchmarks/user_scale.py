@@ -297,11 +297,14 @@ def stages() -> Iterator[dict[str, float]]:
     import gradcheck.user.run as run
 
     found: dict[str, float] = {}
-    original = run.check_example
+    original = getattr(run, "check_example", None)
+    if original is None:  # an engine that checks elsewhere: no stages, the rest stands
+        yield found
+        return
 
     def timed(*arguments: Any, **keywords: Any) -> Any:
         result = original(*arguments, **keywords)
-        for stage, seconds in result.seconds.items():
+        for stage, seconds in getattr(result, "seconds", {}).items():
             found[stage] = found.get(stage, 0.0) + seconds
         return result
 
