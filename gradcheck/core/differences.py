@@ -183,7 +183,13 @@ def difference_sums(
         sums.append(zero if errors1 is None else reduce(magnitude * errors1))
         sums.append(zero if errors2 is None else reduce(magnitude * errors2))
         sums.append(reduce(magnitude * np.abs(2.0 * rise1 - rise2)))
-    return np.stack(np.broadcast_arrays(*sums))
+    # filled row by row: np.stack(np.broadcast_arrays(...)) costs more than the sums
+    # themselves on the small arrays of a user's example
+    stacked = np.empty((len(sums), *np.broadcast_shapes(*(np.shape(s) for s in sums))),
+                       dtype=np.result_type(*sums))  # fmt: skip
+    for row, total in enumerate(sums):
+        stacked[row] = total
+    return stacked
 
 
 def extrapolate(

@@ -234,7 +234,7 @@ class Tracked(NDArrayOperatorsMixin):
         values = [operand_value(x) for x in inputs]
         with np.errstate(all="ignore"):
             result = ufunc(*values, **kwargs)
-            if result.dtype == np.bool_ or not np.issubdtype(result.dtype, np.inexact):
+            if result.dtype.kind not in "fc":  # bool, int: not inexact
                 return result  # comparisons and predicates carry no rounding error
             rule = rule_of(ufunc)
             if rule is None:

@@ -53,6 +53,8 @@ def compare(
         oracle, target, method, hand[None], np.asarray(reference)[None], limit[None], seconds,
         entry_names=names,
     )  # fmt: skip
+    if not comparison.worst_ratio > 1.0:  # no entry over its bound: none to show
+        return comparison, []
     return comparison, worst_shown(hand, reference, limit, names, SHOWN_ENTRIES)
 
 

@@ -52,10 +52,11 @@ def evaluator(
     """forward(*arguments) as the joined float64 outputs (not finite where the forward is
     not); UserCodeError where it raises, StencilError where its shapes change."""
     names = layer.argument_names
+    forward, single, shapes = layer.forward, layout.single, list(layout.shapes)
 
     def evaluate(arguments: Sequence[np.ndarray]) -> np.ndarray:
         try:
-            value = layer.forward(*arguments)
+            value = forward(*arguments)
         except Exception as error:
             raise UserCodeError(
                 f"forward raised {type(error).__name__}: {error} at a point within the "
@@ -64,8 +65,12 @@ def evaluator(
                 function="forward",
                 case=case,
             ) from error
-        items = [value] if layout.single else outputs_of(value)
-        if [np.shape(item) for item in items] != list(layout.shapes):
+        if single:  # one call per stencil point: the common case without the joining
+            if np.shape(value) != shapes[0]:
+                raise StencilError(", ".join(names[k] for k in layer.wrt))
+            return np.asarray(value, dtype=np.float64)
+        items = outputs_of(value)
+        if [np.shape(item) for item in items] != shapes:
             raise StencilError(", ".join(names[k] for k in layer.wrt))
         return np.asarray(layout.join([np.asarray(v, dtype=np.float64) for v in items]))
 

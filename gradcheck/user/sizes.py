@@ -73,7 +73,8 @@ class SizeSpace:
         for byte, name in zip(raw, self.drawn, strict=True):
             c, column = self._where(name)
             values = self.components[c].table[rows[c], column]
-            size = pick_choice(int(byte), np.unique(values).tolist(), (1, *sizes.values()))
+            # sorted(set()), not np.unique: the same list, without numpy's overhead per draw
+            size = pick_choice(int(byte), sorted(set(values.tolist())), (1, *sizes.values()))
             rows[c] = rows[c][values == size]
             sizes[name] = size
         for c, component in enumerate(self.components):  # derived sizes follow
