@@ -15,7 +15,7 @@ import dataclasses
 import math
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ from gradcheck.errors import (
 from gradcheck.report import Failure
 from gradcheck.user.adapters import qualified_name
 from gradcheck.user.calls import confirm_deterministic
-from gradcheck.user.draw import Plan, cases, decode
+from gradcheck.user.draw import VALUE_DRAWS, Plan, cases, decode
 from gradcheck.user.engine import check_example
 from gradcheck.user.example import case_from_example
 from gradcheck.user.reproduce import reproduction
@@ -351,6 +351,27 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def magnitude_targets(arguments: Sequence[np.ndarray]) -> dict[str, float]:
+    """What the search climbs besides the error/bound ratio: log2 of the largest |x| of the
+    float inputs (overflow lives at large magnitudes) and log2 of the widest spread
+    max(x) - min(x) of one input (an instability that needs entries far apart, such as a
+    softmax shifted by the batch maximum instead of each row's). Logarithms, so that every
+    octave counts alike: hypothesis climbs scores by mutating the best examples."""
+    largest, widest = -math.inf, -math.inf
+    for argument in arguments:
+        if argument.dtype.kind != "f" or argument.size == 0:
+            continue
+        values = np.asarray(argument, dtype=np.float64)
+        largest = max(largest, float(np.max(np.abs(values))))
+        widest = max(widest, float(np.max(values) - np.min(values)))
+    if not math.isfinite(largest):
+        return {}
+    return {
+        "log2 largest |input|": math.log2(largest + 2.0**-1074),
+        "log2 widest input spread": math.log2(widest + 2.0**-1074),
+    }
+
+
 def _one(
     layer: UserLayer,
     source: Mapping[str, Any],
@@ -391,6 +412,9 @@ def _one(
         worst = result.worst()
         if worst is not None and math.isfinite(worst.worst_ratio):
             target(worst.worst_ratio, label="largest error / bound")
+        if VALUE_DRAWS.get() == "domain":
+            for label, score in magnitude_targets(case.arguments).items():
+                target(score, label=label)
     if result.verdict is Verdict.MISMATCH:
         snippet = reproduction(source, layer, case)
         error = GradientMismatch(result, case=case, reproduction=snippet)
