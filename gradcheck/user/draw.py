@@ -11,9 +11,12 @@ each value is read from the grid's leading corner, so that it keeps its byte whe
 shrinker makes a size smaller. A failure therefore shrinks to the smallest sizes the
 constraints allow, values of 1, integers of 0 and masks of False wherever the bug allows.
 
-Bounds map a value v into the open interval (low, high): v itself when it lies inside;
-otherwise low + |v| or high - |v| for a half-open interval, and
-low + (high - low)(1 + v / (1 + |v|)) / 2 for a finite one.
+Each float input's scale byte also picks how its values are drawn
+(`gradcheck.core.values.domain_values`): the small table, squashed into the bounds (a value
+v stays where it lies inside, else low + |v|, high - |v|, or low + (high - low)(1 +
+v / (1 + |v|)) / 2 for a finite interval), or one of the regimes that cover the declared
+domain (spread magnitudes, edges, tiny values, ties; without bounds the domain is
+(-64, 64)). douts come from the table.
 """
 
 from __future__ import annotations
