@@ -179,20 +179,15 @@ def _diagnosed(
     shown = _evidence(memo, options)
     if shown is None:  # no per-entry reference (random probes): nothing to diagnose from
         return error
-    draws = []
     rng = np.random.default_rng(DIAGNOSIS_SEED)
-    for _ in range(DIAGNOSIS_DRAWS):
-        memo.failing = []
-        try:
-            with time_limit(options.timeout):
-                result = check_example(
-                    layer, decode(layer, plan, rng.bytes(plan.length)), options, memo
-                )
-        except (GradcheckError, _Deadline):  # a draw that errs explains nothing
-            continue
-        if result.verdict is Verdict.MISMATCH:
-            found = _evidence(memo, options)
-            draws += [found] if found is not None else []
+    # The draws hold the small table's values, as before issue 16: they are read for a
+    # pattern (a factor per row, a + b·x), which saturated values blur (e^-64 ≈ 0 makes a
+    # wrong derivative look like a missing term); the search found the failure already.
+    token = VALUE_DRAWS.set("table")
+    try:
+        draws = _diagnosis_draws(layer, plan, options, memo, rng)
+    finally:
+        VALUE_DRAWS.reset(token)
     diagnosis = decide(shown, draws)
     head = error.result.message.split("\ndiagnosis: ")[0]
     result = dataclasses.replace(
@@ -207,6 +202,26 @@ def _diagnosed(
             f"same class.\n{snippet}"
         )
     return GradientMismatch(result, case=error.case, reproduction=snippet)
+
+
+def _diagnosis_draws(
+    layer: UserLayer, plan: Plan, options: Options, memo: Memo, rng: np.random.Generator
+) -> list[Any]:
+    """The evidence of the seeded random draws that fail too."""
+    draws: list[Any] = []
+    for _ in range(DIAGNOSIS_DRAWS):
+        memo.failing = []
+        try:
+            with time_limit(options.timeout):
+                result = check_example(
+                    layer, decode(layer, plan, rng.bytes(plan.length)), options, memo
+                )
+        except (GradcheckError, _Deadline):  # a draw that errs explains nothing
+            continue
+        if result.verdict is Verdict.MISMATCH:
+            found = _evidence(memo, options)
+            draws += [found] if found is not None else []
+    return draws
 
 
 #: check_backward's (and its siblings') default size range, min_size to max_size.
