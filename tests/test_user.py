@@ -27,6 +27,7 @@ from gradcheck.errors import (
     UserTimeoutError,
 )
 from gradcheck.user.api import collect
+from gradcheck.user.draw import VALUE_DRAWS
 
 AFFINE = "(n,i),(i,j),(j)->(n,j)"
 FEW = 30  # examples per passing check: each example already checks every entry
@@ -819,8 +820,15 @@ defvjp(cube, lambda ans, x: lambda g: g * 2.0 * x * x)  # a wrong rule: 2x² ins
 
 
 def test_autograd_that_disagrees_with_finite_differences_is_no_reference():
-    summary = gradcheck.check_backward(
-        cube, lambda dout, x: dout * 3.0 * x * x, signature="(n)->(n)", max_examples=FEW
-    )
+    # The small table's values: at a tiny x (the domain's tiny regime) the differences
+    # cannot judge (gradcheck.user.finite.blind_below_step), and autograd's 2x² and the
+    # true 3x² both underflow to 0 there, so autograd is right where nothing can test it.
+    token = VALUE_DRAWS.set("table")
+    try:
+        summary = gradcheck.check_backward(
+            cube, lambda dout, x: dout * 3.0 * x * x, signature="(n)->(n)", max_examples=FEW
+        )
+    finally:
+        VALUE_DRAWS.reset(token)
     assert summary.passed and "autograd" not in summary.oracles
     assert "disagrees with the finite differences" in summary.skipped["autograd"]

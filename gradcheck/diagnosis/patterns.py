@@ -53,15 +53,26 @@ def _entries(count: int) -> str:
 
 
 def non_finite(evidence: Evidence) -> Finding:
-    """The hand-written gradient is NaN or ±inf where the reference is finite."""
+    """The hand-written gradient is NaN or ±inf where the reference is finite, or where
+    no reference resolves the entry (NaN: finite differences blind there, autograd not
+    finite). Evidence is gathered only where the forward is finite on finite inputs (a
+    forward that is not raises NonFiniteOutputError first), so a gradient that is not
+    finite there is the backward's own overflow or 0/0, whatever the references say; a
+    reference of ±inf is not a resolution that the hand-written one could miss."""
     for argument in evidence.arguments:
-        bad = ~np.isfinite(argument.hand_written) & np.isfinite(argument.reference)
+        reference = np.asarray(argument.reference)
+        bad = ~np.isfinite(argument.hand_written) & ~np.isinf(reference)
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
+            there = (
+                f"where the reference is {reference[index]:.6g}"
+                if np.isfinite(reference[index])
+                else "where no reference resolves it (the forward is finite there)"
+            )
             return Finding(
                 True,
                 f"the hand-written ∂E/∂{argument.name} is {argument.hand_written[index]} at "
-                f"{index} where the reference is {argument.reference[index]:.6g}: the backward "
+                f"{index} {there}: the backward "
                 "overflows or divides by zero on finite inputs inside the bounds",
                 (f"{int(bad.sum())} of {bad.size} entries of ∂E/∂{argument.name} are not finite",),
             )

@@ -131,7 +131,7 @@ class ArgumentDifferences:
         if self.unresolved:
             notes.append(
                 f"{self.unresolved} not resolved: the forward is not finite on either side "
-                "of the step"
+                "of the step, or the entry is nearer 0 than 4 steps (gradcheck.user.finite)"
             )
         if self.looked_twice:
             notes.append(

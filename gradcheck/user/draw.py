@@ -11,13 +11,17 @@ each value is read from the grid's leading corner, so that it keeps its byte whe
 shrinker makes a size smaller. A failure therefore shrinks to the smallest sizes the
 constraints allow, values of 1, integers of 0 and masks of False wherever the bug allows.
 
-Bounds map a value v into the open interval (low, high): v itself when it lies inside;
-otherwise low + |v| or high - |v| for a half-open interval, and
-low + (high - low)(1 + v / (1 + |v|)) / 2 for a finite one.
+Each float input's scale byte also picks how its values are drawn
+(`gradcheck.core.values.domain_values`): the small table, squashed into the bounds (a value
+v stays where it lies inside, else low + |v|, high - |v|, or low + (high - low)(1 +
+v / (1 + |v|)) / 2 for a finite interval), or one of the regimes that cover the declared
+domain (spread magnitudes, edges, tiny values, ties; without bounds the domain is
+(-64, 64)). douts come from the table.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.core.values import SCALES, decode_values
+from gradcheck.core.values import SCALES, decode_values, domain_values, squash
 from gradcheck.errors import UsageError
 from gradcheck.user.outputs import make_case
 from gradcheck.user.signature import InputType, Requirement
@@ -152,19 +156,15 @@ def make_plan(
 
 def within(values: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
     """Values mapped into the open interval (see the module docstring)."""
-    if bounds is None:
-        return values
-    low, high = bounds
-    inside = (values > low) & (values < high)
-    if math.isfinite(low) and math.isfinite(high):
-        moved = low + (high - low) * (1.0 + values / (1.0 + np.abs(values))) / 2.0
-    elif math.isfinite(low):
-        moved = low + np.abs(values)
-    elif math.isfinite(high):
-        moved = high - np.abs(values)
-    else:
-        moved = values
-    return np.where(inside, values, moved)
+    return squash(values, bounds)
+
+
+#: How values are drawn: "domain" (every order of magnitude the domain allows, see
+#: `gradcheck.core.values.domain_values`) or "table" (the small value table only, as before
+#: issue 16: kept so that benchmarks/search_power.py measures both in one run).
+VALUE_DRAWS: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "gradcheck_value_draws", default="domain"
+)
 
 
 def integers(index: np.ndarray, low: int, high: int) -> np.ndarray:
@@ -190,6 +190,7 @@ def _corner(raw: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]) -> n
 def decode(layer: UserLayer, plan: Plan, blob: bytes) -> UserCase:
     """The case a blob stands for."""
     raw = np.frombuffer(blob, dtype=np.uint8)
+    table_only = VALUE_DRAWS.get() == "table"
     dtype = plan.dtypes[int(raw[0]) % len(plan.dtypes)]
     sizes = plan.space.draw(raw[1 : 1 + len(plan.names)].tolist())
     signature = layer.signature
@@ -201,10 +202,13 @@ def decode(layer: UserLayer, plan: Plan, blob: bytes) -> UserCase:
         count = math.prod(grid)
         shape = signature.shape(dims, sizes)
         if kind.is_float:
-            scale = SCALES[int(raw[start]) % len(SCALES)]
+            scale_byte = int(raw[start])
             start += 1
-            values = decode_values(raw[start : start + count], shape, grid) * scale
-            arguments.append(within(values, layer.bounds[k]).astype(dtype))
+            cells = _corner(raw[start : start + count], shape, grid)
+            if table_only:
+                scale_byte %= len(SCALES)  # the regimes beyond the table's scale bytes
+            values = domain_values(scale_byte, cells, layer.bounds[k], dtype)
+            arguments.append(values.astype(dtype))
         else:
             cells = _corner(raw[start : start + count], shape, grid)
             if kind.kind == "bool":

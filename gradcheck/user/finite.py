@@ -19,12 +19,13 @@ This module is free of hypothesis and pytest.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from gradcheck.core.differences import U64
+from gradcheck.core.differences import U64, step_sizes
 from gradcheck.core.probes import LARGE_PROBES
 from gradcheck.core.tolerance import gamma
 from gradcheck.errors import UserCodeError
@@ -40,6 +41,14 @@ from gradcheck.user.differences import (
 from gradcheck.user.noise import measure_precision
 from gradcheck.user.outputs import OutputLayout, outputs_of
 from gradcheck.user.types import UserCase, UserLayer
+
+#: The smallest positive subnormal number η of each precision `measure_precision` names.
+_SMALLEST_SUBNORMAL = {
+    "float64": float(np.finfo(np.float64).smallest_subnormal),
+    "float32": float(np.finfo(np.float32).smallest_subnormal),
+    "float16": float(np.finfo(np.float16).smallest_subnormal),
+    "bfloat16": 2.0**-133,  # 8 exponent bits as float32's, 7 of its 23 fraction bits
+}
 
 
 class StencilError(Exception):
@@ -128,9 +137,16 @@ def forward_differences(
         if precision.scale != 1.0:
             forward_model = f"{forward_model}; {precision.describe()}"
         scale = precision.scale
+        # Higham's model of a rounding, fl(a op b) = (a op b)(1 + δ) + η: the fallback's
+        # γ_m|f| is the δ part; the η part, m times the smallest subnormal number of the
+        # precision the forward computes in, is what underflow may lose. It matters where
+        # that precision is lower than the arguments': a float64 weight of 2⁻¹⁰²² is 0 in
+        # a float32 buffer, so the forward's output moves by up to η₃₂ per rounding while
+        # the (float64) gradient says 2⁻¹⁰²².
+        lost = count * _SMALLEST_SUBNORMAL[precision.name]
 
         def scaled(values: np.ndarray) -> np.ndarray:
-            return scale * model(values)
+            return scale * model(values) + lost
 
         errors_at, unit = scaled, precision.unit
         forward_error = scaled(out64)
@@ -138,11 +154,51 @@ def forward_differences(
     probes = LARGE_PROBES if confirming and large else PROBES
     found = {}
     for k in layer.wrt:
-        found[k] = differences(
+        found[k] = blind_below_step(differences(
             _moving(evaluate, arguments64, k), arguments64[k], dout64, out64, forward_error,
             errors_at=errors_at, unit=unit, probes=probes,
-        )  # fmt: skip
+        ), unit)  # fmt: skip
     return Differenced(found, forward_model, None, unit, errors_at)
+
+
+def blind_below_step(fd: ArgumentDifferences, unit: float) -> ArgumentDifferences:
+    """The differences with every entry x ≠ 0 with |x| < 4h left unresolved (estimate NaN,
+    error inf), h = cbrt(u)·max(1, |x|) its step.
+
+    Why: for |x| < 1 the step is absolute (h = cbrt(u) ≈ 6e-6 in float64), which assumes
+    the forward changes on scales no shorter than h. Drawn tiny values (gradcheck.core.
+    values' tiny regime, down to the dtype's smallest normal number) break that for a
+    layer that changes on the scale of its inputs: x/‖x‖ at x = (t, -t), t = 2⁻¹⁰²², has
+    the gradient 1/(√2 t) ≈ 3e307, while its differences at h, 2h and 4h (stencils
+    that straddle 0 by a factor h/t) fall like 1/h, converge to nothing, and their error
+    model, which presumes an expansion in powers of h, charges about the estimate itself
+    (≈ 2e5): a correct backward was reported wrong by 5e14 times the bound. Where the
+    stencil of ±4h (the second look's) crosses 0 around such an x, the differences
+    cannot tell; autograd, whose error bound does not rest on a step, still judges these
+    entries where it applies. Entries with probes (directions) are left as they are:
+    random probes are taken only for large arguments, which the tiny regime reaches no
+    differently than any other."""
+    if fd.directions is not None:
+        return fd
+    x = np.asarray(fd.x, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        below = (x != 0.0) & (np.abs(x) < 4.0 * step_sizes(x, unit))
+    if not below.any():
+        return fd
+    jacobian_error = fd.jacobian_error
+    if jacobian_error is not None:
+        jacobian_error = np.where(below.reshape(-1), np.inf, jacobian_error)
+    return dataclasses.replace(
+        fd,
+        gradient=np.where(below, np.nan, fd.gradient),
+        error=np.where(below, np.inf, fd.error),
+        right=np.where(below, np.nan, fd.right),
+        left=np.where(below, np.nan, fd.left),
+        right_slack=np.where(below, np.inf, fd.right_slack),
+        left_slack=np.where(below, np.inf, fd.left_slack),
+        one_sided=fd.one_sided & ~below,
+        jacobian_error=jacobian_error,
+    )
 
 
 def _moving(
@@ -198,7 +254,9 @@ def look_again(
         return error if model.startswith("running") else None
 
     moved = moving_forward(layer, case, layout, arguments64, k)
-    return second_look(differenced.fd[k], missed, moved, bound_at)
+    return blind_below_step(
+        second_look(differenced.fd[k], missed, moved, bound_at), differenced.unit
+    )
 
 
 def unresolved_everywhere(fd: dict[int, ArgumentDifferences]) -> str | None:

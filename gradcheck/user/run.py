@@ -15,7 +15,7 @@ import dataclasses
 import math
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ from gradcheck.errors import (
 from gradcheck.report import Failure
 from gradcheck.user.adapters import qualified_name
 from gradcheck.user.calls import confirm_deterministic
-from gradcheck.user.draw import Plan, cases, decode
+from gradcheck.user.draw import VALUE_DRAWS, Plan, cases, decode
 from gradcheck.user.engine import check_example
 from gradcheck.user.example import case_from_example
 from gradcheck.user.reproduce import reproduction
@@ -179,20 +179,15 @@ def _diagnosed(
     shown = _evidence(memo, options)
     if shown is None:  # no per-entry reference (random probes): nothing to diagnose from
         return error
-    draws = []
     rng = np.random.default_rng(DIAGNOSIS_SEED)
-    for _ in range(DIAGNOSIS_DRAWS):
-        memo.failing = []
-        try:
-            with time_limit(options.timeout):
-                result = check_example(
-                    layer, decode(layer, plan, rng.bytes(plan.length)), options, memo
-                )
-        except (GradcheckError, _Deadline):  # a draw that errs explains nothing
-            continue
-        if result.verdict is Verdict.MISMATCH:
-            found = _evidence(memo, options)
-            draws += [found] if found is not None else []
+    # The draws hold the small table's values, as before issue 16: they are read for a
+    # pattern (a factor per row, a + b·x), which saturated values blur (e^-64 ≈ 0 makes a
+    # wrong derivative look like a missing term); the search found the failure already.
+    token = VALUE_DRAWS.set("table")
+    try:
+        draws = _diagnosis_draws(layer, plan, options, memo, rng)
+    finally:
+        VALUE_DRAWS.reset(token)
     diagnosis = decide(shown, draws)
     head = error.result.message.split("\ndiagnosis: ")[0]
     result = dataclasses.replace(
@@ -207,6 +202,26 @@ def _diagnosed(
             f"same class.\n{snippet}"
         )
     return GradientMismatch(result, case=error.case, reproduction=snippet)
+
+
+def _diagnosis_draws(
+    layer: UserLayer, plan: Plan, options: Options, memo: Memo, rng: np.random.Generator
+) -> list[Any]:
+    """The evidence of the seeded random draws that fail too."""
+    draws: list[Any] = []
+    for _ in range(DIAGNOSIS_DRAWS):
+        memo.failing = []
+        try:
+            with time_limit(options.timeout):
+                result = check_example(
+                    layer, decode(layer, plan, rng.bytes(plan.length)), options, memo
+                )
+        except (GradcheckError, _Deadline):  # a draw that errs explains nothing
+            continue
+        if result.verdict is Verdict.MISMATCH:
+            found = _evidence(memo, options)
+            draws += [found] if found is not None else []
+    return draws
 
 
 #: check_backward's (and its siblings') default size range, min_size to max_size.
@@ -351,6 +366,27 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def magnitude_targets(arguments: Sequence[np.ndarray]) -> dict[str, float]:
+    """What the search climbs besides the error/bound ratio: log2 of the largest |x| of the
+    float inputs (overflow lives at large magnitudes) and log2 of the widest spread
+    max(x) - min(x) of one input (an instability that needs entries far apart, such as a
+    softmax shifted by the batch maximum instead of each row's). Logarithms, so that every
+    octave counts alike: hypothesis climbs scores by mutating the best examples."""
+    largest, widest = -math.inf, -math.inf
+    for argument in arguments:
+        if argument.dtype.kind != "f" or argument.size == 0:
+            continue
+        values = np.asarray(argument, dtype=np.float64)
+        largest = max(largest, float(np.max(np.abs(values))))
+        widest = max(widest, float(np.max(values) - np.min(values)))
+    if not math.isfinite(largest):
+        return {}
+    return {
+        "log2 largest |input|": math.log2(largest + 2.0**-1074),
+        "log2 widest input spread": math.log2(widest + 2.0**-1074),
+    }
+
+
 def _one(
     layer: UserLayer,
     source: Mapping[str, Any],
@@ -391,6 +427,9 @@ def _one(
         worst = result.worst()
         if worst is not None and math.isfinite(worst.worst_ratio):
             target(worst.worst_ratio, label="largest error / bound")
+        if VALUE_DRAWS.get() == "domain":
+            for label, score in magnitude_targets(case.arguments).items():
+                target(score, label=label)
     if result.verdict is Verdict.MISMATCH:
         snippet = reproduction(source, layer, case)
         error = GradientMismatch(result, case=case, reproduction=snippet)

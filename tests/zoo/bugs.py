@@ -325,9 +325,10 @@ bug(
     wrong=dense_sigmoid_exp_wrong,
     right=dense_sigmoid_right,
     signature="(n,i),(i,j),(j)->(n,j)",
-    # the overflow needs a pre-activation below -88: the derandomized search meets one only
-    # after 60-80 examples (found at 80, missed at 60)
-    options={"dtypes": ("float32",), "max_examples": 100},
+    # the overflow needs a pre-activation below -88: with values from the small table only
+    # the derandomized search met one after 60-80 examples (found at 80, missed at 60);
+    # drawn over the whole domain (issue 16) it is met within the zoo's default examples
+    options={"dtypes": ("float32",)},
     probe=_large(12.0),
 )
 
