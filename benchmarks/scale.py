@@ -45,7 +45,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from resident import resident_peak
 
 BATCH = 4
 #: torch's slow mode is tried without an earlier measurement only up to this many parameters.
@@ -139,16 +139,6 @@ def have_torch() -> bool:
 # ---- memory, in a child process ---------------------------------------------------------------
 
 
-def _rss_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def child(tool: str, size: int) -> dict[str, Any]:
     """Peak memory of one check above what was in use before it (bytes)."""
     import tracemalloc
@@ -161,28 +151,20 @@ def child(tool: str, size: int) -> dict[str, Any]:
         import gradcheck.catalogue.large  # noqa: F401
 
         z, theta, delta = case_arrays(size)
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        reset = True
-    except OSError:
-        reset = False
-    before = _rss_kib("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     traced = None
-    if tool == "gradcheck":
-        from gradcheck import Case, check
+    with resident_peak() as found:
+        if tool == "gradcheck":
+            from gradcheck import Case, check
 
-        tracemalloc.start()
-        check(Case(layer_type="dense", activation="tanh", z=z, theta=theta, delta=delta))
-        traced = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    else:
-        import torch
+            tracemalloc.start()
+            check(Case(layer_type="dense", activation="tanh", z=z, theta=theta, delta=delta))
+            traced = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        else:
+            import torch
 
-        torch.autograd.gradcheck(dense_tanh, inputs, fast_mode=tool == "torch-fast")
-    peak = _rss_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    assert before is not None and peak is not None
-    return {"rss_peak_bytes": (peak - before) * 1024, "tracemalloc_peak_bytes": traced,
-            "hwm_reset": reset}  # fmt: skip
+            torch.autograd.gradcheck(dense_tanh, inputs, fast_mode=tool == "torch-fast")
+    return {**found, "tracemalloc_peak_bytes": traced}
 
 
 def memory(tool: str, size: int) -> dict[str, Any] | None:

@@ -39,7 +39,6 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, str(THREADS))
 
 import numpy as np  # noqa: E402
+from resident import resident_peak  # noqa: E402
 
 BATCH = 4
 SIGNATURE = "(n,i),(i,j),(j)->(n,j)"
@@ -158,16 +158,6 @@ def gradcheck_example(size: int, backward: Any = dense_backward) -> tuple[float,
 # ---- memory, in a child process -----------------------------------------------------------
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def child(tool: str, size: int) -> dict[str, Any]:
     """Peak resident memory of one check above what was in use before it (bytes)."""
     arrays = case_arrays(size)
@@ -181,20 +171,13 @@ def child(tool: str, size: int) -> dict[str, Any]:
     else:
         function = torch_dense()
         torch_check(function, case_arrays(2)[:3], fast=True)
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        reset = True
-    except OSError:
-        reset = False
-    before = _status_kib("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if tool == "gradcheck":
-        check_backward(dense_forward, dense_backward, signature=SIGNATURE,
-                       example=(arrays[:3], arrays[3]))  # fmt: skip
-    else:
-        torch_check(function, arrays[:3], fast=True)
-    peak = _status_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    assert before is not None and peak is not None
-    return {"rss_peak_bytes": (peak - before) * 1024, "hwm_reset": reset}
+    with resident_peak() as found:
+        if tool == "gradcheck":
+            check_backward(dense_forward, dense_backward, signature=SIGNATURE,
+                           example=(arrays[:3], arrays[3]))  # fmt: skip
+        else:
+            torch_check(function, arrays[:3], fast=True)
+    return found
 
 
 def memory(tool: str, size: int) -> dict[str, Any] | None:
