@@ -31,7 +31,7 @@ from hypothesis.extra.numpy import arrays
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from instability import BUGS, catch  # the tests' own bugs
+from instability import BUGS, catch, seeded  # the tests' own bugs
 
 import gradcheck
 from gradcheck.user.draw import VALUE_DRAWS
@@ -110,13 +110,7 @@ def throughput(examples: int, repeats: int) -> dict[str, Any]:
                         bug.right,
                         signature=bug.signature,
                         name=f"rate/{bug.name}",
-                        settings=settings(
-                            max_examples=examples,
-                            derandomize=True,
-                            database=None,
-                            deadline=None,
-                            suppress_health_check=list(HealthCheck),
-                        ),
+                        settings=seeded(examples),
                         **bug.options,
                     )
                     total += summary.examples

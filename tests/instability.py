@@ -194,6 +194,18 @@ BUGS = (
 BY_NAME = {bug.name: bug for bug in BUGS}
 
 
+def seeded(examples: int) -> Any:
+    """The settings of a seeded search: derandomized (seeded by the check's name), no
+    database, no deadline, no health check, `examples` examples."""
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 def catch(bug: Instability, backward: Callable[..., Any], seed: int, **overrides: Any) -> str:
     """One seeded search of `backward` against the bug's forward (its twin's forward for
     its right backward; see the module docstring for what it returns)."""
@@ -207,13 +219,7 @@ def catch(bug: Instability, backward: Callable[..., Any], seed: int, **overrides
             backward,
             signature=bug.signature,
             name=f"{bug.name}#{seed}",  # the name seeds the derandomized search
-            settings=settings(
-                max_examples=examples,
-                derandomize=True,
-                database=None,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-            ),
+            settings=seeded(examples),
             **options,
         )
 
