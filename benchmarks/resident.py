@@ -9,7 +9,10 @@ ru_maxrss, the process's peak so far, stands in.
 from __future__ import annotations
 
 import contextlib
+import json
 import resource
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,3 +45,15 @@ def resident_peak() -> Iterator[dict[str, Any]]:
     peak = status_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert before is not None and peak is not None
     found.update(rss_peak_bytes=(peak - before) * 1024, hwm_reset=reset)
+
+
+def in_child(script: str, tool: str, size: int) -> dict[str, Any] | None:
+    """`script --child TOOL SIZE` in a fresh interpreter, whose last line of output is the
+    JSON it measured; None (its error shown) when it fails."""
+    command = [sys.executable, script, "--child", tool, str(size)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(done.stderr[-2000:], file=sys.stderr)
+        return None
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found

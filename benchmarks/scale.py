@@ -46,15 +46,13 @@ import math
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from resident import resident_peak
+from resident import in_child, resident_peak
 
 BATCH = 4
 #: torch's slow mode is tried without an earlier measurement only up to this many parameters.
@@ -168,12 +166,7 @@ def child(tool: str, size: int) -> dict[str, Any]:
 
 
 def memory(tool: str, size: int) -> dict[str, Any] | None:
-    command = [sys.executable, __file__, "--child", tool, str(size)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        print(done.stderr[-2000:], file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return in_child(__file__, tool, size)
 
 
 # ---- power: one wrong entry of B --------------------------------------------------------------

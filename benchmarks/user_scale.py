@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,7 +56,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, str(THREADS))
 
 import numpy as np  # noqa: E402
-from resident import resident_peak  # noqa: E402
+from resident import in_child, resident_peak  # noqa: E402
 
 BATCH = 4
 SIGNATURE = "(n,i),(i,j),(j)->(n,j)"
@@ -181,12 +180,7 @@ def child(tool: str, size: int) -> dict[str, Any]:
 
 
 def memory(tool: str, size: int) -> dict[str, Any] | None:
-    command = [sys.executable, __file__, "--child", tool, str(size)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        print(done.stderr[-2000:], file=sys.stderr)
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return in_child(__file__, tool, size)
 
 
 # ---- the sections --------------------------------------------------------------------------
