@@ -61,6 +61,7 @@ from gradcheck.user.finite import (
     moving_forward,
     unresolved_everywhere,
 )
+from gradcheck.user.noise import on_float32
 from gradcheck.user.oracles import AutogradReference, NotTraceableError, autograd_reference
 from gradcheck.user.outputs import OutputLayout, layout_of, single_output_view
 from gradcheck.user.types import (
@@ -147,10 +148,17 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
         return _cannot_resolve(summary, reason, seconds, started)
 
     # 4. what each side is charged, then every comparison
-    single = _all_single(out64)
     measured = measured_rounding(layer.backward, (*case.output_douts, *case.arguments), grads)
+    # A forward whose outputs are all float32 numbers stores in float32 by design: its
+    # backward may round there too; otherwise a gradient rounded to float32 is not excused.
+    single = bool(np.all(on_float32(out64[np.isfinite(out64)])))
+    layer_unit = max(unit_roundoff(case.dtype), forward_unit)
+    narrowed = [
+        ad is not None and not single and _rounded_below(g, ad.gradients[i], layer_unit)
+        for i, g in enumerate(grads)
+    ]
     hand_error, ad_error = _charges(
-        layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit, single
+        layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit, narrowed
     )
     looked = False
     for i, k in enumerate(layer.wrt):
@@ -171,14 +179,14 @@ def check_example(layer: UserLayer, case: UserCase, options: Options, memo: Memo
                 again(k, missed & ~worst)
     if looked:
         hand_error, ad_error = _charges(
-            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit, single
+            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit, narrowed
         )
     disagreement = None if ad is None or kinked else _disagreement(layer, fd, ad, ad_error)
     if disagreement is not None:  # autograd is not a reference for this forward here
         skipped["autograd"] = disagreement
         ad = None
         hand_error, ad_error = _charges(
-            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit, single
+            layer, case, grads, fd, dout64, ad, hand_bounds, measured, count, forward_unit, narrowed
         )
     findings = Findings()
     for i, (k, g) in enumerate(zip(layer.wrt, grads, strict=True)):
@@ -316,7 +324,7 @@ def _charges(
     measured: Sequence[np.ndarray] | None,
     count: int,
     forward_unit: float,
-    single: bool,
+    narrowed: Sequence[bool],
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The error charged to the hand-written gradients and to autograd's, per argument.
 
@@ -330,9 +338,10 @@ def _charges(
     A forward measured to compute in a lower precision than the case's dtype (float32
     buffers in a float64 call, `gradcheck.user.noise`) makes a layer of that precision:
     its backward is charged at that unit roundoff u too, and u|g| on top for a result
-    stored in it. A float64 layer whose backward alone rounds to float32 is not excused;
-    single: the forward's outputs are all float32 numbers (a layer that stores in float32
-    by design, whose backward may round there too).
+    stored in it. A float64 layer whose backward alone rounds to float32 is not excused:
+    narrowed marks the gradients rounded so (`_rounded_below`), whose running bound,
+    rigorous for what the code computes, charges the rounding that is the bug; they get
+    the fallback.
     """
     case_unit = unit_roundoff(case.dtype)
     unit = max(case_unit, forward_unit)
@@ -342,11 +351,7 @@ def _charges(
         magnitude = _magnitude(fd[k], dout64, g)
         seen: Any = measured[i] if measured is not None else 0.0
         stored = unit * np.abs(g.astype(np.float64)) if unit > case_unit else 0.0
-        # The running bound is rigorous for what the code computes, including a cast to
-        # float32 in a float64 backward (x.T.astype(np.float32) @ ...): that rounding is
-        # the bug, so a gradient rounded below the layer's precision gets the fallback.
-        narrowed = ad is not None and not single and _rounded_below(g, ad.gradients[i], unit)
-        if hand_bounds is not None and not narrowed:
+        if hand_bounds is not None and not (narrowed[i] and ad is not None):
             hand_error.append(np.maximum(hand_bounds[i], seen) + stored)
         else:
             ratio = unit / unit_roundoff(np.float64)
@@ -362,13 +367,6 @@ def _charges(
     return hand_error, ad_error
 
 
-def _all_single(values: np.ndarray) -> bool:
-    """Whether every finite value is a float32 number."""
-    with np.errstate(all="ignore"):
-        finite = values[np.isfinite(values)]
-        return bool(np.array_equal(finite.astype(np.float32).astype(finite.dtype), finite))
-
-
 def _rounded_below(g: np.ndarray, reference: np.ndarray, unit: float) -> bool:
     """Whether a hand-written gradient was rounded to float32 in a layer of higher precision
     (unit roundoff `unit`): every entry of g is a float32 number while at least two of
@@ -377,13 +375,11 @@ def _rounded_below(g: np.ndarray, reference: np.ndarray, unit: float) -> bool:
     exact too, is as well."""
     if unit >= unit_roundoff(np.float32) or g.dtype.kind != "f" or g.size < 2:
         return False
-    with np.errstate(all="ignore"):
-        single = g.astype(np.float32).astype(g.dtype)
-        if not np.array_equal(single, g, equal_nan=True):
-            return False
-        reference = np.asarray(reference, dtype=np.float64)
-        apart = reference.astype(np.float32).astype(np.float64) != reference
-    return int(np.count_nonzero(apart & np.isfinite(reference))) >= 2
+    g64 = g.astype(np.float64)
+    if not np.all(on_float32(g64[np.isfinite(g64)])):
+        return False
+    reference = np.asarray(reference, dtype=np.float64)
+    return int(np.count_nonzero(~on_float32(reference) & np.isfinite(reference))) >= 2
 
 
 def _outside_bounds(layer: UserLayer, x: np.ndarray, k: int) -> str | None:

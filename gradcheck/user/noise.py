@@ -193,19 +193,20 @@ def _excess(
 #: The grids a float64 output may turn out to lie on, coarsest first: the scale of each
 #: precision (u_p / u₆₄) and a test of membership.
 GRANULES = (
-    (2.0**-8 / U64, lambda v: _on_float32(v) & (_low_bits(v) == 0)),
-    (float(np.finfo(np.float16).eps) / 2.0 / U64, lambda v: _on(v, np.float16)),
-    (float(np.finfo(np.float32).eps) / 2.0 / U64, lambda v: _on_float32(v)),
+    (2.0**-8 / U64, lambda v: on_float32(v) & (_low_bits(v) == 0)),
+    (float(np.finfo(np.float16).eps) / 2.0 / U64, lambda v: on_grid(v, np.float16)),
+    (float(np.finfo(np.float32).eps) / 2.0 / U64, lambda v: on_float32(v)),
 )
 
 
-def _on(values: np.ndarray, dtype: type[np.floating[Any]]) -> np.ndarray:
-    with np.errstate(over="ignore"):
+def on_grid(values: np.ndarray, dtype: type[np.floating[Any]]) -> np.ndarray:
+    """Per entry: is the float64 value a number of `dtype` (NaN never is)?"""
+    with np.errstate(over="ignore", invalid="ignore"):
         return values.astype(dtype).astype(np.float64) == values
 
 
-def _on_float32(values: np.ndarray) -> np.ndarray:
-    return _on(values, np.float32)
+def on_float32(values: np.ndarray) -> np.ndarray:
+    return on_grid(values, np.float32)
 
 
 def _low_bits(values: np.ndarray) -> np.ndarray:
