@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.core.values import SCALES, decode_values, domain_values, squash
+from gradcheck.core.values import SCALES, decode_values, domain_values
 from gradcheck.errors import UsageError
 from gradcheck.user.outputs import make_case
 from gradcheck.user.signature import InputType, Requirement
@@ -152,11 +152,6 @@ def make_plan(
             "largest arrays"
         )
     return plan
-
-
-def within(values: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
-    """Values mapped into the open interval (see the module docstring)."""
-    return squash(values, bounds)
 
 
 #: How values are drawn: "domain" (every order of magnitude the domain allows, see
