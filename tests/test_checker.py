@@ -297,3 +297,64 @@ def test_subgradient_mode_catches_a_derivative_outside_the_one_sided_differences
     assert result.verdict is Verdict.MISMATCH, result.message
     assert "one-sided" in result.message
     assert check(dense_at_a_kink("relu"), kinks="subgradient").verdict is Verdict.PASS
+
+
+def cosine_case(activation, z, theta) -> Case:
+    return Case(
+        layer_type="cosine",
+        activation=activation,
+        z=np.array([z], dtype=np.float32),
+        theta=np.array(theta, dtype=np.float32),
+        delta=np.ones((1, len(theta)), dtype=np.float32),
+    )
+
+
+def test_a_cosine_rounded_onto_its_kink_is_not_a_mismatch():
+    from fractions import Fraction
+
+    # Found by issue 16's wide draws: z and θ¹ are nearly parallel, so cos(z, θ¹) lies
+    # 4e-8 below hard_tanh's kink at 1 and float32 rounds it onto the kink, where the
+    # rule's slope is 0; no step of z can push the cosine past 1, so both one-sided
+    # differences see the true slope 1 · ∂cos/∂z, 8.9e-8, and held 0 against it.
+    case = cosine_case(
+        "hard_tanh",
+        [0.000972747802734375, 1.747344732284546],
+        [[0.000972747802734375] * 2, [0.000972747802734375, 3.516580581665039]],
+    )
+    z, w = (np.asarray(a, dtype=np.float64) for a in (case.z[0], case.theta[1]))
+    dot = sum(Fraction(a) * Fraction(b) for a, b in zip(z, w, strict=True))
+    assert dot**2 < sum(Fraction(a) ** 2 for a in z) * sum(Fraction(b) ** 2 for b in w)
+
+    def cosine(v):  # with complex v: the complex step, exact to rounding in float64
+        return np.sum(v * w) / (np.sqrt(np.sum(v * v)) * np.linalg.norm(w))
+
+    step = 1e-30
+    true_slope = cosine(z + np.array([0.0, 1j * step])).imag / step
+    assert true_slope > 5e-8  # what a hand-written 0 is held against
+    rounded = np.float32(case.z[0] @ case.theta[1]) / (
+        np.linalg.norm(case.z[0]) * np.linalg.norm(case.theta[1])
+    )
+    assert rounded >= 1.0  # float32 puts the cosine on the kink's flat side
+    result = check(case, kinks="subgradient")
+    assert result.verdict is Verdict.PASS, result.message
+
+
+def test_the_slack_at_a_kink_comes_from_the_true_slope_not_the_rule_under_test():
+    from dataclasses import replace
+
+    from gradcheck import ACTIVATIONS
+
+    # cos(z, θ) = 1 - 3.3e-9, which float32 rounds to 1 - 6e-8: on the kink's inside but
+    # within its rounding of the kink at 1, where this rule's slope 3 is wrong (the true slope is 1). The slack
+    # a kink adds is the true slope's jump, 1; the rule's own jump, 3, would cover its
+    # error (with it, this test fails).
+    wrong = replace(
+        ACTIVATIONS["hard_tanh"],
+        dphi=lambda x, y: np.where((x > -1.0) & (x < 1.0), 3.0 + 0 * x, 0.0 * x),
+    )
+    z, theta = [5 * 2.0**-12, 3.0], [[4 * 2.0**-12, 2.0]]
+    z32, w32 = np.float32(z), np.float32(theta[0])
+    assert 1.0 - 1e-7 < (z32 @ w32) / (np.linalg.norm(z32) * np.linalg.norm(w32)) < 1.0
+    assert check(cosine_case("hard_tanh", z, theta), kinks="subgradient").verdict is Verdict.PASS
+    result = check(cosine_case(wrong, z, theta), kinks="subgradient")
+    assert result.verdict is Verdict.MISMATCH, result.message

@@ -112,6 +112,35 @@ def test_the_draws_expose_bugs():
     )
 
 
+def test_the_draws_cover_the_default_domain():
+    # Issue 16: z and θ spread over every order of magnitude of (-64, 64), reach its
+    # edges and hold near-ties, while about half of all arrays stay in the small table's
+    # range (|v| <= 8 · 4) where shrinking ends.
+    seen = []
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(gst.cases(layer_types=["dense"], activations=["identity"], max_inputs=3))
+    def collect(case):
+        seen.append(case)
+
+    collect()
+    for name in ("z", "theta"):
+        arrays = [np.abs(np.asarray(getattr(c, name), dtype=np.float64)) for c in seen]
+        magnitudes = np.concatenate([a.ravel() for a in arrays])
+        assert np.isfinite(magnitudes).all() and magnitudes.max() < 64.0
+        assert 0.3 < np.mean([a.max() <= 32.0 for a in arrays]) < 0.9, name
+        assert np.mean(magnitudes < 2.0**-7) > 0.01, name  # below the table's smallest
+        assert np.mean(magnitudes > 48.0) > 0.02, name  # above its largest
+        assert (magnitudes >= 63.0).any(), name  # at the domain's edge
+
+        def near_tie(a):
+            row = np.sort(a.ravel())
+            gaps = np.diff(row)
+            return bool(np.any((gaps > 0) & (gaps <= 1e-4 * row[1:])))
+
+        assert any(near_tie(a) for a in arrays), name
+
+
 def test_stacks_share_a_shape_and_shrink_to_the_failing_case():
     flipped = replace(
         LAYER_TYPES["dense"], parameter_gradient=lambda d, b: -compact.compact_gradient(d, b)

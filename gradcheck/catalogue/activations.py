@@ -22,6 +22,7 @@ from typing import Any
 
 import autograd.numpy as anp
 import numpy as np
+from autograd import elementwise_grad
 from autograd.scipy.special import erf
 
 from gradcheck.catalogue.tables import resolve, table
@@ -72,7 +73,37 @@ class Activation:
         self._check(x)
         args = () if self.parameter is None else (self.parameter,)
         y = self.phi(x, *args)
-        return _like(self.dphi(x, y, *args), x)
+        slope = _like(self.dphi(x, y, *args), x)
+        if isinstance(x, Tracked) and self.kinks:
+            return self._across_kinks(x, slope)
+        return slope
+
+    def _across_kinks(self, x: Tracked, slope: Tracked) -> Tracked:
+        """φ'(x) where x lies within its error e of a kink: the rounding that made x may
+        have put it on either side, so φ' is uncertain by how far the true slope moves
+        over [x - e, x + e], max(|φ'(x - e) - φ'(x)|, |φ'(x + e) - φ'(x)|) (the jump, for a
+        piecewise-linear row), with φ' differentiated from φ by autograd (not the rule
+        under test, which must not set its own tolerance). The rounded x can land on a
+        side the exact one never reaches: cos(z, w) = 1 - 4e-8 rounds to 1.0 in float32,
+        where hard_tanh' is 0, while the true slope is 1 and no step of z makes the
+        cosine exceed 1."""
+        value = x.value.astype(np.float64)
+        error = np.broadcast_to(x.error, value.shape)
+        near = np.logical_or.reduce([self._near(x, kink) for kink in self.kinks])
+        if not near.any():
+            return slope
+        args = () if self.parameter is None else (self.parameter,)
+        true_slope = elementwise_grad(lambda t: self.phi(t, *args))
+        centre = true_slope(value[near])
+        spread = np.zeros(value.shape)
+        for end in (value[near] - error[near], value[near] + error[near]):
+            spread[near] = np.maximum(spread[near], np.abs(true_slope(end) - centre))
+        return Tracked(slope.value, slope.error + spread)
+
+    @staticmethod
+    def _near(x: Tracked, kink: float) -> np.ndarray:
+        """Where x lies within its error of the kink (either side may be the true one)."""
+        return np.asarray(np.abs(x.value.astype(np.float64) - kink) <= x.error)
 
     def _check(self, x: Any) -> None:
         """On Tracked input, record kinks and domain exits that lie within the error."""
@@ -80,8 +111,7 @@ class Activation:
             return
         value = x.value.astype(np.float64)
         for kink in self.kinks:
-            near = np.abs(value - kink) <= x.error
-            record("kink", f"{self.label} kink at {kink:g}", near, value, x.error)
+            record("kink", f"{self.label} kink at {kink:g}", self._near(x, kink), value, x.error)
         low, high = self.domain
         record(
             "domain",

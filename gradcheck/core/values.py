@@ -49,12 +49,18 @@ def pick_choice(byte: int, choices: Sequence[int], avoid: tuple[int, ...] = ()) 
     return int(sizes[(byte - 1) % len(sizes)])
 
 
-def decode_values(raw: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
-    """Values of the given shape from the bytes of a grid of shape `grid` (one byte per
-    value, `VALUES[byte]`), read from the grid's leading corner, so that a value keeps
-    its byte when the shrinker makes a size smaller. raw holds prod(grid) bytes."""
+def corner(raw: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
+    """The bytes of an array of this shape out of the prod(grid) bytes of a grid of shape
+    `grid`: the grid's leading corner, so that a value keeps its byte when the shrinker
+    makes a size smaller."""
     cells = np.asarray(raw, dtype=np.uint8).reshape(grid)
-    return VALUES[cells[tuple(slice(0, size) for size in shape)]]
+    return cells[tuple(slice(0, size) for size in shape)]
+
+
+def decode_values(raw: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
+    """Values of the given shape from the bytes of a grid (one byte per value,
+    `VALUES[byte]`, read from the grid's `corner`)."""
+    return VALUES[corner(raw, shape, grid)]
 
 
 # ---- the declared domain: values spread over every order of magnitude it allows ---------------

@@ -19,7 +19,7 @@ from gradcheck.catalogue.checker import Case
 from gradcheck.catalogue.layers import LAYER_TYPES, LayerType, resolve_layer_type
 from gradcheck.core.oracles import step_sizes
 from gradcheck.core.tolerance import recording, track
-from gradcheck.core.values import SCALES, VALUES, decode_values, pick_size
+from gradcheck.core.values import VALUES, corner, domain_values, pick_size
 from gradcheck.strategies.rows import check_bounds, dtype_choices, resolve_all
 
 _KINK_MODES = ("avoid", "allow")
@@ -181,7 +181,7 @@ def _build(
     )
     batch = pick_size(header[6], min_batch, max_batch, (1,))
     shapes = ((batch, inputs), (units, parameters), (batch, units))
-    z, theta, delta = _decode(raw[:, _HEADER:], shapes, grids)
+    z, theta, delta = _decode(raw[:, _HEADER:], shapes, grids, dtype)
     for column in layer.positive_columns:
         theta[..., column] = np.abs(theta[..., column])
     theta = _inside_domain(layer, phi, z, theta)
@@ -222,15 +222,29 @@ def _inside_domain(
 
 
 def _decode(
-    raw: np.ndarray, shapes: tuple[tuple[int, int], ...], grids: tuple[tuple[int, int], ...]
+    raw: np.ndarray,
+    shapes: tuple[tuple[int, int], ...],
+    grids: tuple[tuple[int, int], ...],
+    dtype: np.dtype[Any],
 ) -> list[np.ndarray]:
     """Bytes to values for K stacked cases: two scale bytes (for z and θ), then z, θ and δ,
-    each from its own grid (see `decode_values`)."""
-    scales = SCALES[raw[:, :2] % len(SCALES)]
+    each from its own grid's `corner`. z and θ are drawn in the regime their scale byte
+    picks (`domain_values` over the default domain (-DEFAULT_MAGNITUDE, DEFAULT_MAGNITUDE)):
+    the small table at scale SCALES[s % 6] for half of all scale bytes, byte 0 among them,
+    else magnitudes spread over every order the domain allows, values near its edges, or
+    near-ties. δ comes from the table alone, as a user layer's output gradient does: its
+    magnitude scales the whole gradient and nothing else (the magnitude sweep covers it)."""
     arrays, start = [], 2
     for k, (shape, grid) in enumerate(zip(shapes, grids, strict=True)):
         size = grid[0] * grid[1]
-        values = np.stack([decode_values(row[start : start + size], shape, grid) for row in raw])
-        arrays.append(values * scales[:, k, None, None] if k < 2 else values)
+        bytes_of = [corner(row[start : start + size], shape, grid) for row in raw]
+        if k < 2:
+            values = [
+                domain_values(int(row[k]), cells, None, dtype)
+                for row, cells in zip(raw, bytes_of, strict=True)
+            ]
+        else:
+            values = [VALUES[cells] for cells in bytes_of]
+        arrays.append(np.stack(values))
         start += size
     return arrays

@@ -1,4 +1,5 @@
-"""`assert_gradients_correct`: check cases inside a hypothesis test and steer its search.
+"""`assert_gradients_correct` and `steer`: check cases inside a hypothesis test and steer its
+search.
 
 Apart from the strategies because it runs checks rather than drawing: it reports to
 hypothesis (event, target, note) and raises GradientMismatch with a reproduction.
@@ -6,8 +7,11 @@ hypothesis (event, target, note) and raises GradientMismatch with a reproduction
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from hypothesis import currently_in_test_context, event, note, target
 
 from gradcheck.catalogue.checker import Case, CheckResult, Verdict, check_many
@@ -18,8 +22,8 @@ from gradcheck.errors import GradientMismatch
 def assert_gradients_correct(*cases: Case, **options: Any) -> list[CheckResult]:
     """Check cases inside a hypothesis test, and steer the search.
 
-    Records an event() per layer type and activation, target()s the largest error/bound
-    ratio so that hypothesis hunts for the worst case, note()s each failing case's
+    Records an event() per layer type and activation, `steer`s the search towards the
+    worst case, note()s each failing case's
     comparisons, and raises GradientMismatch (an AssertionError) on the first mismatch
     with the message and a reproduction snippet. Options go to `check_many`.
     """
@@ -30,15 +34,12 @@ def assert_gradients_correct(*cases: Case, **options: Any) -> list[CheckResult]:
                 snippet = reproduction(case, result.diagnosis)
                 raise GradientMismatch(result, case=case, reproduction=snippet)
         return results
-    worst = 0.0
     for result in results:
         summary = result.case
         if summary is not None:
             event(f"{summary.layer_type} / {summary.activation} / {summary.dtype}")
         event(f"verdict: {result.verdict}")
-        if result.verdict is Verdict.PASS and result.comparisons:
-            worst = max(worst, max(c.worst_ratio for c in result.comparisons))
-    target(worst, label="largest error / bound")
+    steer(cases, results)
     for case, result in zip(cases, results, strict=True):
         if result.verdict is Verdict.MISMATCH:
             snippet = reproduction(case, result.diagnosis)
@@ -50,3 +51,20 @@ def assert_gradients_correct(*cases: Case, **options: Any) -> list[CheckResult]:
                 )
             raise GradientMismatch(result, case=case, reproduction=snippet)
     return results
+
+
+def steer(stack: Sequence[Case], results: Sequence[CheckResult]) -> None:
+    """Point the search at the cases nearest a false alarm or a missed bug: hypothesis
+    climbs towards the stack's largest error/bound ratio among passing cases, and towards
+    its largest |z| and |θ| in octaves (log2), where overflow and cancellation live."""
+    ratios = [
+        comparison.worst_ratio
+        for result in results
+        if result.verdict is Verdict.PASS
+        for comparison in result.comparisons
+        if math.isfinite(comparison.worst_ratio)
+    ]
+    target(max(ratios, default=0.0), label="largest error / bound")
+    for name in ("z", "theta"):
+        largest = max(float(np.max(np.abs(getattr(case, name)), initial=0.0)) for case in stack)
+        target(math.log2(largest) if largest > 0.0 else -1100.0, label=f"octave of max |{name}|")
