@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from instability import BUGS, catch, seeded  # the tests' own bugs
 
 import gradcheck
-from gradcheck.user.draw import VALUE_DRAWS
+from gradcheck.core.values import VALUE_DRAWS
 
 MODES = ("table", "domain")
 

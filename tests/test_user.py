@@ -13,6 +13,7 @@ import pytest
 from autograd.extend import defvjp, primitive
 
 import gradcheck
+from gradcheck.core.values import VALUE_DRAWS
 from gradcheck.errors import (
     AliasedOutputError,
     CoupledLayerError,
@@ -27,7 +28,6 @@ from gradcheck.errors import (
     UserTimeoutError,
 )
 from gradcheck.user.api import collect
-from gradcheck.user.draw import VALUE_DRAWS
 
 AFFINE = "(n,i),(i,j),(j)->(n,j)"
 FEW = 30  # examples per passing check: each example already checks every entry

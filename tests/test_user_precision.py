@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 
 import gradcheck
 from gradcheck.core.differences import U64
-from gradcheck.user.draw import VALUE_DRAWS
+from gradcheck.core.values import VALUE_DRAWS
 from gradcheck.user.noise import measure_precision
 
 QUIET = settings(

@@ -8,6 +8,7 @@ array's dtype and values before anything is computed on it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -202,11 +203,18 @@ def closest_detail(comparisons: Sequence[Comparison]) -> str:
 def disagreement(comparison: Comparison) -> str:
     """The worst entry of a failed comparison in the words every mismatch message uses
     (the catalogue's, the networks' and the user engine's, each after its own subject):
-    "at <entry>: hand-written g, reference r, error |g - r| exceeds the bound b (ratio)"."""
+    "at <entry>: hand-written g, reference r, error |g - r| exceeds the bound b (ratio)",
+    or, where g is NaN or infinite and r finite (no bound measures that), "... is not finite
+    where the reference is"."""
     where = ", ".join(f"{name} {index}" for name, index in comparison.worst_entry.items())
-    return (
+    values = (
         f"at {where or 'the scalar'}: hand-written {comparison.hand_written:.9g}, "
-        f"reference {comparison.reference:.9g}, error {comparison.worst_error:.3g} exceeds "
+        f"reference {comparison.reference:.9g}"
+    )
+    if not math.isfinite(comparison.hand_written) and math.isfinite(comparison.reference):
+        return f"{values}: the hand-written value is not finite where the reference is"
+    return (
+        f"{values}, error {comparison.worst_error:.3g} exceeds "
         f"the bound {comparison.worst_bound:.3g} ({comparison.worst_ratio:.3g}x)"
     )
 

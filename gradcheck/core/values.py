@@ -9,6 +9,7 @@ numbers out.
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -219,6 +220,27 @@ def domain_values(
     table = cells >= 224
     values[table] = squash(VALUES[cells[table] - 224], bounds)
     return values
+
+
+#: How values are drawn: "domain" (every order of magnitude the domain allows,
+#: `domain_values`) or "table" (the small value table only, as before issue 16: kept so
+#: that benchmarks/search_power.py measures both in one run).
+VALUE_DRAWS: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "gradcheck_value_draws", default="domain"
+)
+
+
+def drawn_values(
+    scale_byte: int,
+    cells: np.ndarray,
+    bounds: tuple[float, float] | None,
+    dtype: np.dtype[Any],
+) -> np.ndarray:
+    """`domain_values`, or under VALUE_DRAWS "table" the table's regime whatever the scale
+    byte (SCALES[s % 6], as before issue 16)."""
+    if VALUE_DRAWS.get() == "table":
+        scale_byte %= len(SCALES)
+    return domain_values(scale_byte, cells, bounds, dtype)
 
 
 def squash(values: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:

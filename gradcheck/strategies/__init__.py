@@ -11,10 +11,12 @@ Compose them in your own tests::
 
 Every strategy shrinks towards the simplest case: the first layer type (dense), the first
 activation (identity), I = J = N = 1, float64, and values of 1. Values come from one byte
-each (`VALUES`): byte 0 is 1.0, small bytes are small integers and halves of either sign,
-the rest irregular magnitudes in [1/8, 8], so a shrunk counterexample reads like a
-textbook example while a random draw has non-symmetric weights, random δ and scales away
-from 1. Pre-activations are placed clear of kinks by construction (see
+each: in the table (`VALUES`) byte 0 is 1.0, small bytes are small integers and halves of
+either sign, the rest irregular magnitudes in [1/8, 8], so a shrunk counterexample reads
+like a textbook example while a random draw has non-symmetric weights, random δ and
+scales away from 1; half of the z and θ arrays are drawn instead over every octave of
+(-64, 64), near its edges or near-tied (`gradcheck.core.values.domain_values`), where
+overflow and cancellation live. Pre-activations are placed clear of kinks by construction (see
 `LayerType.clear_of_kinks`), never by rejection.
 
 What lives here (every public name is re-exported from this package):

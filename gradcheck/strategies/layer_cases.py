@@ -1,7 +1,7 @@
 """Cases of one layer: `cases` and `case_stacks`, each case decoded from a blob of bytes.
 
 A stack shares layer type, activation, dtype and shapes (one vectorised pass of
-`check_many`); each case's values come from its own bytes through `VALUES`, so that the
+`check_many`); each case's values come from its own bytes (`_decode`), so that the
 shrinker moves every value towards 1 on its own.
 """
 
@@ -19,7 +19,7 @@ from gradcheck.catalogue.checker import Case
 from gradcheck.catalogue.layers import LAYER_TYPES, LayerType, resolve_layer_type
 from gradcheck.core.oracles import step_sizes
 from gradcheck.core.tolerance import recording, track
-from gradcheck.core.values import VALUES, corner, domain_values, pick_size
+from gradcheck.core.values import VALUES, corner, drawn_values, pick_size
 from gradcheck.strategies.rows import check_bounds, dtype_choices, resolve_all
 
 _KINK_MODES = ("avoid", "allow")
@@ -229,7 +229,7 @@ def _decode(
 ) -> list[np.ndarray]:
     """Bytes to values for K stacked cases: two scale bytes (for z and θ), then z, θ and δ,
     each from its own grid's `corner`. z and θ are drawn in the regime their scale byte
-    picks (`domain_values` over the default domain (-DEFAULT_MAGNITUDE, DEFAULT_MAGNITUDE)):
+    picks (`drawn_values` over the default domain (-DEFAULT_MAGNITUDE, DEFAULT_MAGNITUDE)):
     the small table at scale SCALES[s % 6] for half of all scale bytes, byte 0 among them,
     else magnitudes spread over every order the domain allows, values near its edges, or
     near-ties. δ comes from the table alone, as a user layer's output gradient does: its
@@ -240,7 +240,7 @@ def _decode(
         bytes_of = [corner(row[start : start + size], shape, grid) for row in raw]
         if k < 2:
             values = [
-                domain_values(int(row[k]), cells, None, dtype)
+                drawn_values(int(row[k]), cells, None, dtype)
                 for row, cells in zip(raw, bytes_of, strict=True)
             ]
         else:

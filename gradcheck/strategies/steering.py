@@ -56,7 +56,8 @@ def assert_gradients_correct(*cases: Case, **options: Any) -> list[CheckResult]:
 def steer(stack: Sequence[Case], results: Sequence[CheckResult]) -> None:
     """Point the search at the cases nearest a false alarm or a missed bug: hypothesis
     climbs towards the stack's largest error/bound ratio among passing cases, and towards
-    its largest |z| and |θ| in octaves (log2), where overflow and cancellation live."""
+    the octave (log2) of its largest |z|, |θ| and |pre-activation| (the activation's
+    argument, where a row's e^±x overflows), where overflow and cancellation live."""
     ratios = [
         comparison.worst_ratio
         for result in results
@@ -65,6 +66,15 @@ def steer(stack: Sequence[Case], results: Sequence[CheckResult]) -> None:
         if math.isfinite(comparison.worst_ratio)
     ]
     target(max(ratios, default=0.0), label="largest error / bound")
-    for name in ("z", "theta"):
-        largest = max(float(np.max(np.abs(getattr(case, name)), initial=0.0)) for case in stack)
-        target(math.log2(largest) if largest > 0.0 else -1100.0, label=f"octave of max |{name}|")
+    largest = {"z": 0.0, "θ": 0.0, "pre-activation": 0.0}
+    for case in stack:
+        arrays = {"z": case.z, "θ": case.theta}
+        if case.layer_type.preactivation is not None and case.layer_type.uses_activation:
+            arrays["pre-activation"] = case.layer_type.preactivation(case.z, case.theta)
+        for name, array in arrays.items():
+            magnitude = float(np.max(np.abs(array), initial=0.0))
+            if math.isfinite(magnitude):
+                largest[name] = max(largest[name], magnitude)
+    for name, magnitude in largest.items():
+        octave = math.log2(magnitude) if magnitude > 0.0 else -1100.0  # below any float
+        target(octave, label=f"octave of max |{name}|")

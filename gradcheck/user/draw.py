@@ -21,7 +21,6 @@ domain (spread magnitudes, edges, tiny values, ties; without bounds the domain i
 
 from __future__ import annotations
 
-import contextvars
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.core.values import SCALES, decode_values, domain_values
+from gradcheck.core.values import corner, decode_values, drawn_values
 from gradcheck.errors import UsageError
 from gradcheck.user.outputs import make_case
 from gradcheck.user.signature import InputType, Requirement
@@ -154,14 +153,6 @@ def make_plan(
     return plan
 
 
-#: How values are drawn: "domain" (every order of magnitude the domain allows, see
-#: `gradcheck.core.values.domain_values`) or "table" (the small value table only, as before
-#: issue 16: kept so that benchmarks/search_power.py measures both in one run).
-VALUE_DRAWS: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "gradcheck_value_draws", default="domain"
-)
-
-
 def integers(index: np.ndarray, low: int, high: int) -> np.ndarray:
     """The index-th integer of [low, high] in order of magnitude: 0, 1, -1, 2, -2, ...
     where the range holds 0, else from the end nearest 0 (index taken modulo the count)."""
@@ -176,16 +167,9 @@ def integers(index: np.ndarray, low: int, high: int) -> np.ndarray:
     return np.where(index <= 2 * both, alternating, beyond if high > -low else -beyond)
 
 
-def _corner(raw: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
-    """The bytes of an array of this shape: the grid's leading corner."""
-    cells = np.asarray(raw, dtype=np.uint8).reshape(grid)
-    return cells[tuple(slice(0, size) for size in shape)]
-
-
 def decode(layer: UserLayer, plan: Plan, blob: bytes) -> UserCase:
     """The case a blob stands for."""
     raw = np.frombuffer(blob, dtype=np.uint8)
-    table_only = VALUE_DRAWS.get() == "table"
     dtype = plan.dtypes[int(raw[0]) % len(plan.dtypes)]
     sizes = plan.space.draw(raw[1 : 1 + len(plan.names)].tolist())
     signature = layer.signature
@@ -199,13 +183,11 @@ def decode(layer: UserLayer, plan: Plan, blob: bytes) -> UserCase:
         if kind.is_float:
             scale_byte = int(raw[start])
             start += 1
-            cells = _corner(raw[start : start + count], shape, grid)
-            if table_only:
-                scale_byte %= len(SCALES)  # the regimes beyond the table's scale bytes
-            values = domain_values(scale_byte, cells, layer.bounds[k], dtype)
+            cells = corner(raw[start : start + count], shape, grid)
+            values = drawn_values(scale_byte, cells, layer.bounds[k], dtype)
             arguments.append(values.astype(dtype))
         else:
-            cells = _corner(raw[start : start + count], shape, grid)
+            cells = corner(raw[start : start + count], shape, grid)
             if kind.kind == "bool":
                 arguments.append(cells % 2 == 1)
             else:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.core.results import Verdict
+from gradcheck.core.values import VALUE_DRAWS
 from gradcheck.diagnosis.classes import decide
 from gradcheck.errors import (
     GradcheckError,
@@ -34,7 +35,7 @@ from gradcheck.errors import (
 from gradcheck.report import Failure
 from gradcheck.user.adapters import qualified_name
 from gradcheck.user.calls import confirm_deterministic
-from gradcheck.user.draw import VALUE_DRAWS, Plan, cases, decode
+from gradcheck.user.draw import Plan, cases, decode
 from gradcheck.user.engine import check_example
 from gradcheck.user.example import case_from_example
 from gradcheck.user.reproduce import reproduction
