@@ -232,7 +232,6 @@ def run_cell(spec: CellSpec, *, examples: int, seed: int, database: str | None) 
     )
     def search(stack: list[Case]) -> None:
         results = check_many(stack, kinks=kinks)
-        strategies.steer(stack, results)
         for case, result in zip(stack, results, strict=True):
             if counting[0]:
                 cell.add(result)

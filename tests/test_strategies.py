@@ -141,6 +141,22 @@ def test_the_draws_cover_the_default_domain():
         assert any(near_tie(a) for a in arrays), name
 
 
+def test_every_example_of_a_checking_test_is_a_fresh_case():
+    # assert_gradients_correct once target()ed the error/bound ratio, and hypothesis's
+    # target phase then re-ran one case (moving only the blob's last bytes) for the second
+    # half of the budget: 50 distinct cases in 100.
+    seen = []
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(gst.cases())
+    def checking(case):
+        seen.append(case.z.tobytes() + case.theta.tobytes() + case.delta.tobytes())
+        gst.assert_gradients_correct(case)
+
+    checking()
+    assert len(seen) == 100 and len(set(seen)) >= 95
+
+
 def test_stacks_share_a_shape_and_shrink_to_the_failing_case():
     flipped = replace(
         LAYER_TYPES["dense"], parameter_gradient=lambda d, b: -compact.compact_gradient(d, b)

@@ -24,8 +24,7 @@ What lives here (every public name is re-exported from this package):
 - `rows`: `activations`, `layer_types`, `dtypes`, and the argument checks all share;
 - `layer_cases`: `cases` and `case_stacks` of one layer, decoded from bytes;
 - `network_cases`: `networks` and `network_stacks`, whole networks with a loss;
-- `steering`: `assert_gradients_correct`, checking inside a hypothesis test, and `steer`,
-  which points a search at the worst cases.
+- `steering`: `assert_gradients_correct`, checking inside a hypothesis test.
 
 Its modules may import errors, core, catalogue and profiles (and hypothesis and numpy);
 nothing of user, diagnosis, report, campaign or cli.
@@ -38,7 +37,7 @@ from gradcheck.core.values import VALUES
 from gradcheck.strategies.layer_cases import case_stacks, cases
 from gradcheck.strategies.network_cases import network_stacks, networks
 from gradcheck.strategies.rows import activations, dtypes, layer_types
-from gradcheck.strategies.steering import assert_gradients_correct, steer
+from gradcheck.strategies.steering import assert_gradients_correct
 
 __all__ = [
     "VALUES",
@@ -50,7 +49,6 @@ __all__ = [
     "layer_types",
     "network_stacks",
     "networks",
-    "steer",
 ]
 
 profiles.register()
