@@ -3,9 +3,11 @@ numerical-instability bugs that only such values reach.
 
 The fast tests pin the decoding (`gradcheck.core.values.domain_values`) and what a caught
 instability looks like; the slow ones (marker `slow`) run the issue's 20 seeds: the
-exp-overflow sigmoid backward (bounds ±2000) and the global-max softmax, its backward
-and its forward, each caught within hypothesis's default 100 examples on at least 19 of
-20 seeds and diagnosed non-finite, their stable twins passing on every seed.
+exp-overflow sigmoid backward (bounds ±2000), the global-max softmax (its backward, its
+forward, and its backward in float32) and x/‖x‖ through an underflowing ‖x‖³ (bounds
+±64, caught only by the tiny regime, drawn for 1 array in 16), each caught within
+hypothesis's default 100 examples on at least 19 of 20 seeds and diagnosed non-finite,
+their stable twins passing on every seed.
 `python benchmarks/search_power.py` measures the same bugs and more, before and after.
 """
 
@@ -15,9 +17,17 @@ import math
 
 import numpy as np
 import pytest
-from instability import BY_NAME, catch, normalize, normalize_cubed_wrong, normalize_right
+from instability import (
+    BY_NAME,
+    catch,
+    normalize,
+    normalize_cubed_wrong,
+    normalize_right,
+    seeded,
+)
 
 import gradcheck
+import gradcheck.user.draw as draw
 from gradcheck.core.values import (
     DEFAULT_MAGNITUDE,
     EDGE_FRACTION,
@@ -28,7 +38,6 @@ from gradcheck.core.values import (
     domain_values,
     regime_of,
 )
-from gradcheck.user.run import magnitude_targets
 
 EVERY_BYTE = np.arange(256).reshape(16, 16)
 OWN_BYTES = np.arange(224).reshape(14, 16)  # bytes from 224 up are the table's values
@@ -124,11 +133,28 @@ def test_byte_zero_is_still_the_value_one_and_half_the_arrays_are_typical():
         assert np.array_equal(found, VALUES[:32])
 
 
-def test_magnitude_targets_are_logarithms_of_the_largest_and_widest():
-    found = magnitude_targets([np.array([[-1024.0, 2.0]]), np.array([1, 2]), np.array([0.5])])
-    assert found["log2 largest |input|"] == pytest.approx(10.0)
-    assert found["log2 widest input spread"] == pytest.approx(math.log2(1026.0))
-    assert magnitude_targets([np.array([3, 4])]) == {}
+def test_every_example_of_a_search_is_a_fresh_case(monkeypatch):
+    """hypothesis's target phase hill-climbs a bytes choice as one integer moved by at most
+    2**20: on gradcheck's one-blob case it changed only the last dout bytes and re-ran one
+    x for the second half of the budget (about 50 distinct inputs in 100 examples). With
+    the phase left out, the inputs of a passing search are (nearly) all different."""
+    bug = BY_NAME["sigmoid_exp_overflow"]
+    inputs = []
+
+    def recorded(layer, plan, blob):
+        case = decode(layer, plan, blob)
+        inputs.append((case.arguments[0].shape, case.arguments[0].tobytes()))
+        return case
+
+    decode = draw.decode
+    monkeypatch.setattr(draw, "decode", recorded)
+    summary = gradcheck.check_backward(
+        bug.forward, bug.right, signature=bug.signature, bounds=[(-2000.0, 2000.0)],
+        settings=seeded(100),
+    )  # fmt: skip
+    assert summary.passed and summary.examples == 100
+    assert len(inputs) == 100  # nothing was drawn beyond the generated examples
+    assert len(set(inputs)) >= 95, len(set(inputs))
 
 
 def test_an_overflowing_backward_is_caught_with_its_input_and_diagnosed_non_finite():
@@ -193,7 +219,13 @@ def test_tiny_rows_are_not_judged_by_differences_that_cannot_resolve_them():
 # ---- the issue's seeds ----------------------------------------------------------------------------
 
 SEEDS = range(20)
-ISSUE_BUGS = ["sigmoid_exp_overflow", "softmax_global_max_backward", "softmax_global_max_forward"]
+ISSUE_BUGS = [
+    "sigmoid_exp_overflow",
+    "softmax_global_max_backward",
+    "softmax_global_max_forward",
+    "softmax_global_max_float32",
+    "normalize_norm_cubed_underflow",
+]
 
 
 @pytest.mark.slow
