@@ -4,9 +4,12 @@ and what the wider value draws cost, both against the draws before issue 16 in t
 For each bug of tests/instability.py: the fraction of seeds whose search catches it
 within hypothesis's default 100 examples, drawing values from the small table only
 (`VALUE_DRAWS` "table": before) and from the whole declared domain ("domain": after),
-and the same for its stable twin (which must pass on every seed). Then examples per
-second of `check_backward` on correct layers under both draws (the plugin and `gradcheck
-check` run this same loop), and of the drawing alone: gradcheck's byte blob against
+and the same for its stable twin (which must pass on every seed); the same for the
+catalogue rows of tests/catalogue_instability.py, searched through
+`gradcheck.strategies.cases` (twin: the catalogue's own row). Then examples per second of
+`check_backward` on correct layers under both draws (the plugin and `gradcheck check` run
+this same loop), cases per second of `gradcheck run`'s loop on a few catalogue cells, and
+of the drawing alone: gradcheck's byte blob against
 `hypothesis.extra.numpy.arrays` of `floats(min_value, max_value)`, the strategy that
 draws edges, subnormals and spread magnitudes itself.
 
@@ -21,6 +24,7 @@ import platform
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,50 +35,114 @@ from hypothesis.extra.numpy import arrays
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from instability import BUGS, catch, seeded  # the tests' own bugs
+from catalogue_instability import CATALOGUE_BUGS  # the tests' own bugs
+from catalogue_instability import catch as catalogue_catch
+from instability import BUGS, catch, seeded
 
 import gradcheck
+from gradcheck.campaign import cells, run_cell
 from gradcheck.core.values import VALUE_DRAWS
 
 MODES = ("table", "domain")
 
 
+def rate_row(
+    name: str,
+    expected: str,
+    wrong: Callable[[int], str],
+    right: Callable[[int], str],
+    seeds: int,
+) -> dict[str, Any]:
+    """One bug's outcomes over `seeds` seeded searches in both modes: wrong(seed) searches
+    the wrong code, right(seed) its stable twin; prints one line (and the odd outcomes)."""
+    row: dict[str, Any] = {"bug": name, "expected": expected}
+    for mode in MODES:
+        token = VALUE_DRAWS.set(mode)
+        try:
+            caught = Counter(wrong(s) for s in range(seeds))
+            twins = Counter(right(s) for s in range(seeds))
+        finally:
+            VALUE_DRAWS.reset(token)
+        row[mode] = {
+            "caught": caught[expected] / seeds,
+            "wrong outcomes": dict(caught),
+            "twin passes": twins["pass"] / seeds,
+            "twin outcomes": dict(twins),
+        }
+    print(
+        f"{name:38s} caught before {row['table']['caught']:6.0%}  after "
+        f"{row['domain']['caught']:6.0%}   twin passes before "
+        f"{row['table']['twin passes']:5.0%} after {row['domain']['twin passes']:5.0%}",
+        flush=True,
+    )
+    for mode in MODES:
+        odd = {k: v for k, v in row[mode]["wrong outcomes"].items() if k != expected}
+        if odd or row[mode]["twin passes"] < 1:
+            print(
+                f"    {mode}: wrong {row[mode]['wrong outcomes']} twin {row[mode]['twin outcomes']}"
+            )
+    return row
+
+
 def catch_rates(seeds: int, examples: int) -> list[dict[str, Any]]:
-    rows = []
-    for bug in BUGS:
-        row: dict[str, Any] = {"bug": bug.name, "expected": bug.caught_as}
+    """The user layers' bugs (tests/instability.py), through check_backward."""
+    return [
+        rate_row(
+            bug.name,
+            bug.caught_as,
+            lambda s, bug=bug: catch(bug, bug.wrong, s, max_examples=examples),
+            lambda s, bug=bug: catch(bug, bug.right, s, max_examples=examples),
+            seeds,
+        )
+        for bug in BUGS
+    ]
+
+
+def catalogue_catch_rates(seeds: int, examples: int) -> list[dict[str, Any]]:
+    """The catalogue rows' bugs (tests/catalogue_instability.py), through
+    `gradcheck.strategies.cases` and assert_gradients_correct."""
+    return [
+        rate_row(
+            bug.name,
+            bug.caught_as,
+            lambda s, bug=bug: catalogue_catch(bug.wrong, s, examples=examples),
+            lambda s, bug=bug: catalogue_catch(bug.right, s, examples=examples),
+            seeds,
+        )
+        for bug in CATALOGUE_BUGS
+    ]
+
+
+def campaign_throughput(examples: int, repeats: int) -> dict[str, Any]:
+    """Cases per second of `gradcheck run`'s loop (`gradcheck.campaign.run_cell`: stacks
+    drawn by case_stacks, checked by check_many) on a few cells, each mode timed `repeats`
+    times interleaved; medians. Nothing fails, so nothing shrinks."""
+    specs = [
+        spec
+        for spec in cells()
+        if spec.key
+        in (
+            "dense / tanh / float64",
+            "dense / sigmoid / float32",
+            "weightnorm / softplus / float64",
+            "gated / gelu / float32",
+        )
+    ]
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    counts: dict[str, int] = {}
+    for _ in range(repeats):
         for mode in MODES:
             token = VALUE_DRAWS.set(mode)
             try:
-                wrong = Counter(
-                    catch(bug, bug.wrong, s, max_examples=examples) for s in range(seeds)
-                )
-                right = Counter(
-                    catch(bug, bug.right, s, max_examples=examples) for s in range(seeds)
-                )
+                outcomes = [
+                    run_cell(spec, examples=examples, seed=0, database=None) for spec in specs
+                ]
             finally:
                 VALUE_DRAWS.reset(token)
-            row[mode] = {
-                "caught": wrong[bug.caught_as] / seeds,
-                "wrong outcomes": dict(wrong),
-                "twin passes": right["pass"] / seeds,
-                "twin outcomes": dict(right),
-            }
-        rows.append(row)
-        print(
-            f"{bug.name:38s} caught before {row['table']['caught']:6.0%}  after "
-            f"{row['domain']['caught']:6.0%}   twin passes before "
-            f"{row['table']['twin passes']:5.0%} after {row['domain']['twin passes']:5.0%}",
-            flush=True,
-        )
-        for mode in MODES:
-            odd = {k: v for k, v in row[mode]["wrong outcomes"].items() if k != bug.caught_as}
-            if odd or row[mode]["twin passes"] < 1:
-                print(
-                    f"    {mode}: wrong {row[mode]['wrong outcomes']} "
-                    f"twin {row[mode]['twin outcomes']}"
-                )
-    return rows
+            times[mode].append(sum(outcome.seconds for outcome in outcomes))
+            counts[mode] = sum(outcome.cell.examples for outcome in outcomes)
+    rates = {mode: counts[mode] / float(np.median(times[mode])) for mode in MODES}
+    return {"cases per second": rates, "ratio after / before": rates["domain"] / rates["table"]}
 
 
 def _sigmoid(x):
@@ -179,6 +247,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"catch rates within {args.examples} examples, {args.seeds} seeds (target >= 95%):")
     rates = catch_rates(args.seeds, args.examples)
+    print("catalogue rows, through gradcheck.strategies.cases:")
+    catalogue_rates = catalogue_catch_rates(args.seeds, args.examples)
     speed = throughput(args.examples, args.repeats)
     print(
         "check_backward examples per second (stable twins): "
@@ -187,6 +257,15 @@ def main() -> None:
             for m, r in speed["examples per second"].items()
         )
         + f"; after / before {speed['ratio after / before']:.2f}"
+    )
+    campaign = campaign_throughput(10 * args.examples, args.repeats)
+    print(
+        "gradcheck run's loop, cases per second: "
+        + ", ".join(
+            f"{'before' if m == 'table' else 'after'} {r:.1f}"
+            for m, r in campaign["cases per second"].items()
+        )
+        + f"; after / before {campaign['ratio after / before']:.2f}"
     )
     draws = drawing(max(args.examples, 300), args.repeats)
     print(
@@ -201,7 +280,9 @@ def main() -> None:
             "seeds": args.seeds,
             "examples": args.examples,
             "catch rates": rates,
+            "catalogue catch rates": catalogue_rates,
             "throughput": speed,
+            "campaign throughput": campaign,
             "drawing": draws,
         }
         args.out.write_text(json.dumps(data, indent=2))

@@ -372,14 +372,18 @@ def mp_cross_entropy(z):
     return -np.sum(y * confirm.mp_map(confirm.mpmath.log, p + eps))
 
 
-#: gradcheck's shrunk case: p = softmax(z[1])[1] = 3.3e-7 for the label 1 of row 1
-CROSS_ENTROPY_EXAMPLE = ([[2.0, 2.0, 2.0], [6.0, -8.905902329653902, 2.0]],), 1.0
+#: p = softmax(z[1])[1] = 2.8e-13 for the label 1 of row 1: the ε term is 7.9e-4. gradcheck's
+#: shrunk case had z[1, 0] = 6 (p = 3.3e-7, the ε term 6.7e-10), 2.2 times its bound where
+#: it was found, but that bound is the forward's measured rounding (its loss is not
+#: traceable), and a machine whose exp and log round worse puts it inside: 0.54 of the
+#: bound with the noise measured at 3.44 times the float64 model on the Xeon of issue 16.
+CROSS_ENTROPY_EXAMPLE = ([[2.0, 2.0, 2.0], [20.0, -8.905902329653902, 2.0]],), 1.0
 
 
 def test_cross_entropy_grad_ignores_the_eps_of_its_loss():
     """Bug (small, real): loss is -Σ y log(p + ε) (ε = 2.2e-16) but grad is p - y, the
-    gradient without ε; they differ by (1 - p_y) ε / (p_y + ε) at the label, 6.7e-10 at
-    p_y = 3.3e-7 and of order 1 once p_y ≲ ε (a confidently wrong prediction). gradcheck
+    gradient without ε; they differ by (1 - p_y) ε / (p_y + ε) at the label, 7.9e-4 at
+    p_y = 2.8e-13 and of order 1 once p_y ≲ ε (a confidently wrong prediction). gradcheck
     catches it; mpmath's derivative of the library's loss confirms the size."""
     forward, backward = cross_entropy_adapter()
     (z,), dout = CROSS_ENTROPY_EXAMPLE
@@ -393,7 +397,7 @@ def test_cross_entropy_grad_ignores_the_eps_of_its_loss():
     )
     hand = backward(dout, z)
     exact = confirm.mp_gradient(lambda a: mp_cross_entropy(a), [z], dout, 0)
-    assert abs(hand[1, 1] - exact[1, 1]) > 5e-10  # the ε term: 6.7e-10
+    assert abs(hand[1, 1] - exact[1, 1]) > 5e-4  # the ε term: 7.9e-4
     p = np.exp(z[1]) / np.exp(z[1]).sum()
     eps = np.finfo(float).eps
     assert np.isclose(exact[1, 1] - hand[1, 1], (1 - p[1]) * eps / (p[1] + eps), rtol=1e-6)
