@@ -5,8 +5,9 @@
 model of `gradcheck.core.tolerance`), it first measures the precision the forward really
 computes in (`gradcheck.user.noise`) and charges the fallback model, scaled to that
 precision, at every stencil point from the outputs there; the steps follow the same
-precision. A forward noisier than any standard precision cannot be resolved by
-differences, and the example says so instead of comparing.
+precision (float64's where the outputs stood still: `gradcheck.user.noise`). A forward
+noisier than any standard precision cannot be resolved by differences, and the example
+says so instead of comparing.
 
 `look_again` is the second look: the entries whose comparison failed (or whose one-sided
 estimates disagree) are differenced again with the forward's rounding charged at their
@@ -91,14 +92,16 @@ class Differenced:
     """What `forward_differences` found: the differences of every differentiated argument,
     the forward's error model (with its measured precision), why differences cannot
     resolve the gradient (None when they can), the unit roundoff the forward computes in,
-    and how its rounding is charged at a point from its outputs there (None: its running
-    bound, which a second look evaluates at each point)."""
+    how its rounding is charged at a point from its outputs there (None: its running
+    bound, which a second look evaluates at each point), and the unit roundoff the steps
+    follow (`gradcheck.user.noise.Precision.step_unit`)."""
 
     fd: dict[int, ArgumentDifferences]
     model: str
     unresolvable: str | None
     unit: float
     errors_at: Callable[[np.ndarray], np.ndarray] | None
+    step_unit: float = U64
 
     @property
     def tracked(self) -> bool:
@@ -122,7 +125,7 @@ def forward_differences(
     confirming: autograd compares every entry (fewer probes on huge arguments)."""
     evaluate = evaluator(layer, case, layout)
     errors_at = None
-    unit = U64
+    unit = step_unit = U64
     if not forward_model.startswith("running"):
         # The fallback model γ_m|f| + (measured rounding), re-evaluated at other outputs.
         relative = gamma(count, np.float64)
@@ -148,7 +151,7 @@ def forward_differences(
         def scaled(values: np.ndarray) -> np.ndarray:
             return scale * model(values) + lost
 
-        errors_at, unit = scaled, precision.unit
+        errors_at, unit, step_unit = scaled, precision.unit, precision.step_unit
         forward_error = scaled(out64)
     large = sum(a.size for a in arguments64) > LARGE_LAYER
     probes = LARGE_PROBES if confirming and large else PROBES
@@ -156,9 +159,9 @@ def forward_differences(
     for k in layer.wrt:
         found[k] = blind_below_step(differences(
             _moving(evaluate, arguments64, k), arguments64[k], dout64, out64, forward_error,
-            errors_at=errors_at, unit=unit, probes=probes,
-        ), unit)  # fmt: skip
-    return Differenced(found, forward_model, None, unit, errors_at)
+            errors_at=errors_at, unit=step_unit, probes=probes,
+        ), step_unit)  # fmt: skip
+    return Differenced(found, forward_model, None, unit, errors_at, step_unit)
 
 
 def blind_below_step(fd: ArgumentDifferences, unit: float) -> ArgumentDifferences:
@@ -255,7 +258,7 @@ def look_again(
 
     moved = moving_forward(layer, case, layout, arguments64, k)
     return blind_below_step(
-        second_look(differenced.fd[k], missed, moved, bound_at), differenced.unit
+        second_look(differenced.fd[k], missed, moved, bound_at), differenced.step_unit
     )
 
 

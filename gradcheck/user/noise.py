@@ -40,6 +40,24 @@ measurement is repeated at the spacing τ = cbrt(u)/4 of the scale chosen (a coa
 precision shows its rounding only at a coarser spacing) until it is covered. A forward
 noisier than bfloat16 cannot be resolved by differences, and the check says so.
 
+**Outputs that stand still.** Where no output moves at any point of a spacing and none
+lies on a grid of its own (only values of at most 4 significant bits, 0, ±1, or values on
+no float32 grid), the residuals are exactly those of a constant, 0 under every model, and
+the measurement has no evidence for any precision: a float32 buffer holds tanh(-9.4) as
+-1.0 at every point of x ± 1e-2, where float64's tanh moves by 5e-8 per unit of x. Keeping
+the float64 model there charges the differences' 0 with float64 rounding, about
+γ_m |f| / h ≈ 1e-11, against a true slope of 5e-8: a false alarm. A precision p is
+evidenced only by outputs that move within p's spacing, so the measurement moves on to the
+next standard precision's spacing (float32, float16, bfloat16) and charges at least that
+precision, bfloat16 where they stand still even there (the coarsest the differences model).
+A value stored in p hides any change below u_p|f|: the differences charged u_p|f| at each
+point, whatever their step, bound every slope the stillness hides (float32: 2⁻²⁴/h ≈ 2e-3
+against 5e-8), and where that is too coarse to judge, autograd still judges. The steps stay
+float64's: stillness says nothing of how far the forward stays smooth, and the step of p
+(max(1, |x|)/8 for bfloat16) crossed a saturated tanh's whole transition (|x| = 64) and
+made a jump look like a slope. A constant of a float64 forward (a dead ReLU's 0) is charged
+only p's underflow η at 0, so its differences lose nothing there.
+
 This module is free of I/O, hypothesis and pytest.
 """
 
@@ -74,15 +92,25 @@ DIRECTIONS = 2
 class Precision:
     """What the measurement found: the precision the forward is charged at, the factor its
     float64 model is scaled by (inf: noisier than bfloat16), the effective unit roundoff
-    u₆₄·scale, and the excess X measured (at most ‖I - P‖_∞ where the model holds)."""
+    u₆₄·scale, the excess X measured (at most ‖I - P‖_∞ where the model holds), and
+    whether the outputs stood still at a finer spacing (the precision is then a floor
+    set by the spacing that first showed movement, bfloat16 where none did)."""
 
     name: str
     scale: float
     excess: float
+    still: bool = False
 
     @property
     def unit(self) -> float:
         return U64 * self.scale
+
+    @property
+    def step_unit(self) -> float:
+        """The unit roundoff the finite differences' steps follow, h = cbrt(u)·max(1, |x|):
+        the precision's, except after outputs that stood still, whose steps stay float64's
+        (nothing outside its spacing was seen to be smooth)."""
+        return U64 if self.still else self.unit
 
     @property
     def resolved(self) -> bool:
@@ -94,6 +122,14 @@ class Precision:
                 f"the forward's outputs are {self.excess:.3g} times noisier than its float64 "
                 "model, more than even bfloat16 rounding would make them: finite differences "
                 "cannot resolve its gradient"
+            )
+        if self.still:
+            return (
+                "the forward's outputs stood still at the points measured at finer spacings "
+                "(saturated, or constant), which is no evidence of a finer precision than "
+                f"{self.name}: its rounding is charged at {self.name} (the excess measured "
+                f"at its spacing: {self.excess:.3g}), while the finite differences keep "
+                "float64's step"
             )
         if self.scale == 1.0:
             return "measured noise within the float64 model"
@@ -125,18 +161,25 @@ def measure_precision(
     evaluate(arguments) returns the joined float64 outputs (not finite where the forward
     is not); model(values) is the float64 model's rounding bound for outputs `values`.
     """
-    scale, name, excess = 1.0, "float64", 0.0
+    scale, name, excess, still = 1.0, "float64", 0.0, False
     for _ in range(len(SCALES)):
         spacing = float(np.cbrt(U64 * scale)) / 4.0
-        found, spread = _excess(evaluate, arguments, wrt, outputs, model, spacing, seed)
+        found, spread, blind = _excess(evaluate, arguments, wrt, outputs, model, spacing, seed)
+        if blind:  # no evidence for any model at this spacing: the next precision's
+            still = True
+            coarser = [(s, n) for s, n in SCALES if s > scale and n != "float64"]
+            if not coarser:
+                break
+            scale, name = coarser[0]
+            continue
         excess = max(excess, found)
         if excess <= (spread if scale == 1.0 else scale):  # covered: the model stands
             break
         covering = [(s, n) for s, n in SCALES if s >= excess]
         if not covering:
-            return Precision("unresolved", np.inf, excess)
+            return Precision("unresolved", np.inf, excess, still)
         scale, name = covering[0]
-    return Precision(name, scale, excess)
+    return Precision(name, scale, excess, still)
 
 
 def _excess(
@@ -147,12 +190,14 @@ def _excess(
     model: Callable[[np.ndarray], np.ndarray],
     spacing: float,
     seed: int,
-) -> tuple[float, float]:
-    """The excess X over DIRECTIONS random directions at this spacing, and the largest
-    ‖I - P‖_∞ of their fits (see the module docstring)."""
+) -> tuple[float, float, bool]:
+    """The excess X over DIRECTIONS random directions at this spacing, the largest
+    ‖I - P‖_∞ of their fits, and whether the outputs stood still: no finite output moved
+    at any point and none lies on a grid of `GRANULES` (see the module docstring)."""
     rng = np.random.default_rng([seed, round(-float(np.log2(spacing)))])
     worst, widest = 0.0, 0.0
     coarsest = -1  # the coarsest grid every output lies on; -1: nothing seen yet
+    changed = False  # whether any finite output moved at any point
     for _ in range(DIRECTIONS):
         moves = {}
         for k in wrt:
@@ -180,6 +225,7 @@ def _excess(
                 allowed = np.max(bounds.reshape(len(positions), -1), axis=0)
                 ratio = np.where(misfit == 0, 0.0, np.where(allowed > 0, misfit / allowed, np.inf))
             coarsest = max(coarsest, _granular(values[1:]))
+            changed = changed or bool(np.any(values[1:, finite] != values[0, finite]))
             sides.append(float(np.max(np.where(finite, ratio, 0.0), initial=0.0)))
         worst = max(worst, min(sides))  # a kink within reach spoils one side, noise both
     if 0 <= coarsest < len(GRANULES) and worst <= GRANULES[coarsest][0]:
@@ -187,7 +233,8 @@ def _excess(
         # stores them in that precision, even where they do not move at all (tanh(5) is
         # 0.9999092 in float32 whatever x ± 1e-6 does to it).
         worst = GRANULES[coarsest][0]
-    return worst, widest
+    still = not changed and not 0 <= coarsest < len(GRANULES)
+    return worst, widest, still
 
 
 #: The grids a float64 output may turn out to lie on, coarsest first: the scale of each
