@@ -415,14 +415,47 @@ def test_outputs_that_stand_still_are_charged_the_coarsest_precision():
     assert "stood still" in found.describe()
 
 
+@pytest.mark.parametrize("slope", [64.0, 200.0])
+def test_a_steep_float32_forward_is_charged_float32_not_its_curvature(slope):
+    """tanh(slope (x - 1)) stored in float32 turns over within 1/slope of x; at float32's
+    spacing (1.2e-3) the cubic fit misses by far more than float32 rounding, and that
+    truncation, read as noise, charged float16 (tinynn's LSTM with gate weights of 64: a
+    step of 0.1 |x| across whole transitions). At a sixteenth of the spacing it falls away
+    (16⁴-fold), which noise does not: float32 is charged."""
+    arguments = [np.array([1.0 + 1.0 / (3.0 * slope), 1.0 - 1.0 / (5.0 * slope)])]
+
+    def function(a):
+        return np.tanh(slope * (a[0] - 1.0)).astype(np.float32).astype(np.float64)
+
+    found = measure_precision(function, arguments, [0], function(arguments), fallback(1))
+    assert found.name == "float32" and not found.still, found
+
+
+def test_float16_noise_is_still_charged_float16():
+    """Noise that is noise (errors of float16's size, u₁₆ |f|, that vary from one float64
+    input to the next, on no grid) does not fall with the spacing: the truncation test
+    leaves it charged at float16."""
+    arguments = [np.array([0.3, 0.7, 1.1])]
+
+    def function(a):
+        x = a[0]
+        jitter = np.sin(x * 1e12) / 2.0  # as good as random at every spacing, as rounding is
+        return np.sin(x) * (1.0 + jitter * 2.0**-11)
+
+    found = measure_precision(function, arguments, [0], function(arguments), fallback(2))
+    assert found.name == "float16", found
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=gradcheck.GradientMismatch,
-    reason="known false alarm (default draws, 60 examples, --hypothesis-seed=6): where one "
-    "output sits at x w = 0 with |w| = 48, the measurement at float32's spacing counts the "
-    "fit's truncation across tanh's transition as noise and charges float16, whose step "
-    "(5 here) crosses the whole transition; gradcheck.user.noise must not read truncation "
-    "at a coarser spacing as rounding",
+    reason="known false alarm (default draws, 60 examples, --hypothesis-seed=6): one output "
+    "sits at x w = 0 with |w| = 48; the measurement charges float32 (it tells the fit's "
+    "truncation from noise), but float32's step, 4.9e-3 max(1, |x|) = 0.31 at |x| = 63.75, "
+    "crosses tanh's whole transition, where the differences behave as a jump's (D ∝ 1/h) "
+    "and their bound, built from D(h) - D(2h), covers -4.7 against the true -48; "
+    "gradcheck.core.differences must mark differences that do not shrink with the step as "
+    "unresolved (a kink inside the step must still reach the subgradient check)",
 )
 def test_a_steep_float32_tanh_is_not_a_mismatch():
     x = np.array([[-63.75, 63.75], [-48.0, 63.75], [-63.75, 63.75]])
