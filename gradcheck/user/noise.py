@@ -40,12 +40,15 @@ measurement is repeated at the spacing τ = cbrt(u)/4 of the scale chosen (a coa
 precision shows its rounding only at a coarser spacing) until it is covered. A forward
 noisier than bfloat16 cannot be resolved by differences, and the check says so.
 
-**Truncation is not noise.** An excess that is not covered is measured again at a
-sixteenth of the spacing before a coarser precision is charged: the truncation of a smooth
-f falls 16⁴-fold there, noise (set by |f|, not by τ) not at all, so a fall below a
-sixteenth of it, with outputs that still move, is the forward's curvature and the model
-stands (`_truncation`: a float32 LSTM whose gates turn over within 1/64 of x was charged
-float16 for it, and its differences stepped across whole transitions).
+**Truncation is not noise.** At the spacing of a lower precision (float32's, 1.2e-3
+max(1, |x|), and coarser), an excess that is not covered is measured again at a sixteenth
+of the spacing before a coarser precision is charged: the truncation of a smooth f falls
+16⁴-fold there, noise (set by |f|, not by τ) not at all, so a fall below a sixteenth of
+it, with outputs that still move, is the forward's curvature and the precision stands
+(`_truncation`: a float32 LSTM whose gates turn over within 1/64 of x was charged float16
+for it, and its differences stepped across whole transitions). Not at float64's spacing:
+there the truncation is negligible, and a sixteenth of it (1e-7 |x|) moves a float32
+buffer's inputs by less than their float32 ulp, which hides the noise it has to show.
 
 **Outputs that stand still.** Where no output moves at any point of a spacing and none
 lies on a grid of its own (only values of at most 4 significant bits, 0, ±1, or values on
@@ -182,7 +185,9 @@ def measure_precision(
         excess = max(excess, found)
         if excess <= (spread if scale == 1.0 else scale):  # covered: the model stands
             break
-        if _truncation(evaluate, arguments, wrt, outputs, model, spacing, seed, found):
+        if name != "float64" and _truncation(
+            evaluate, arguments, wrt, outputs, model, spacing, seed, found
+        ):
             break  # the fit's truncation, not noise: the model stands
         covering = [(s, n) for s, n in SCALES if s >= excess]
         if not covering:
