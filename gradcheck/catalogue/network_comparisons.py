@@ -280,8 +280,10 @@ class NetworkCheck:
         """Every A^ℓ (of a unit-partitioned layer) and δ⁰ against central differences of
         the whole E in float64. A network whose hand-written values miss the first look's
         bound |g - r| <= e_g + e_r is differenced again with the forward's running bound
-        charged at the stencil points and the estimate checked against ±4h (the second
-        look of `gradcheck.core.differences`) before the miss counts."""
+        charged at the stencil points (the second look of `gradcheck.core.differences`)
+        before the miss counts; entry by entry ("full", "columns") the estimate is also
+        checked against ±4h (`converged`), along probes it is not
+        (`oracles.probe_differences`, as on the catalogue's single-layer path)."""
         # E = Σ_n e_n, summed in float64 by the differences: its rounding by Tracked's rule.
         total_rounding = np.asarray(np.sum(rounding, axis=-1).error)
         for index, (layer, _) in enumerate(self.stack.rows):
@@ -389,7 +391,10 @@ class NetworkCheck:
         """
         stack = self.stack
         z, thetas, targets = self.arguments(cases, tracked)
-        with tolerance.recording():  # kinks were marked by the reference forward
+        # Events at the stencil points are not news: the reference forward marked every
+        # kink within 2h; one between 2h and 4h (second look) moves R(2h) away from R(h),
+        # which the convergence charge adds to the bound, so it cannot raise an alarm.
+        with tolerance.recording():
             below = stack.forward_from(0, z, thetas, stop=index)  # z^(ℓ-1)
 
         def energy(variants: Any) -> Any:
