@@ -40,6 +40,7 @@ from gradcheck.catalogue.network import InvalidNetworkError, StackedNetworks
 from gradcheck.catalogue.network_comparisons import NetworkCheck
 from gradcheck.core import compact
 from gradcheck.core.oracles import reverse_mode, step_sizes
+from gradcheck.core.probes import projections
 from gradcheck.core.tolerance import recording, track
 from gradcheck.errors import UnknownNameError
 from gradcheck.strategies import network_cases
@@ -717,3 +718,36 @@ def test_a_slightly_wrong_gated_derivative_on_tied_logits_is_blamed_by_autograd(
 def test_tied_logits_pass_along_probes():
     result = check_network(TIED, finite_differences="probes")
     assert result.verdict is Verdict.PASS, result.message
+
+
+@pytest.mark.parametrize("layout", ["full", "probes"])
+def test_the_second_look_of_each_layout_holds_autograd_within_its_bound(layout):
+    # Every second-look path (θ^ℓ full or along probes, z⁰ by columns), on a subset of a
+    # stack of networks, against autograd's reverse mode: within both bounds, case by case.
+    networks = [random_network([("dense", "tanh", 3), ("gated", "softplus", 2)], seed=s)
+                for s in range(3)]  # fmt: skip
+    check = NetworkCheck(StackedNetworks.stacked([StackedNetworks.of(n) for n in networks]))
+    cases = np.array([2, 0])
+    with np.errstate(all="ignore"):
+        forward = check.reference_forward()
+        d_thetas, d_zs = check.reverse_mode()
+        total = np.asarray(np.sum(forward, axis=-1).error)
+        found = check.input_differences(np.asarray(forward.error), cases=cases, tracked=True)
+        assert found.method == "finite differences (columns, second look)"
+        assert np.all(np.abs(found.value - d_zs[0].value[cases])
+                      <= found.error + d_zs[0].error[cases])  # fmt: skip
+        for index in range(2):
+            first, directions = check.parameter_differences(index, total, layout, 8)
+            subset = None if directions is None else directions[:, cases]
+            again, _ = check.parameter_differences(index, total, layout, 8, cases=cases,
+                                                   tracked=True, directions=subset)  # fmt: skip
+            autograd = d_thetas[index]
+            if directions is None:
+                exact, exact_error = autograd.value[cases], autograd.error[cases]
+            else:  # the first look's directions, subset to the cases
+                exact, exact_error = projections(directions[:, cases], autograd.value[cases],
+                                                 autograd.error[cases],
+                                                 check.thetas64[index][cases], cases=1)  # fmt: skip
+            assert np.all(np.abs(again.value - exact) <= again.error + exact_error)
+            assert np.all(np.abs(again.value - first.value[cases])
+                          <= again.error + first.error[cases])  # fmt: skip

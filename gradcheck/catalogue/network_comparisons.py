@@ -307,7 +307,7 @@ class NetworkCheck:
                 names = ("probe",)
             reference, _ = second_look(
                 reference, value, hand_bound, self.parameter_second_look(
-                    index, total_rounding, layout, options.probes
+                    index, total_rounding, layout, options.probes, directions
                 ),
             )  # fmt: skip
             self.mark_overflow(_DIFFERENCES, [(f"∂E/∂θ^{index + 1}", reference.value)])
@@ -356,14 +356,21 @@ class NetworkCheck:
         return track(z), [track(theta) for theta in thetas], track(targets)
 
     def parameter_second_look(
-        self, index: int, rounding: np.ndarray, layout: str, probes: int
+        self,
+        index: int,
+        rounding: np.ndarray,
+        layout: str,
+        probes: int,
+        directions: np.ndarray | None,
     ) -> Callable[[np.ndarray], oracles.Reference]:
         """The second look at ∂E/∂θ^ℓ for the networks a first look's miss names
-        (`gradcheck.core.differences.second_look`)."""
+        (`gradcheck.core.differences.second_look`); along probes, the first look's
+        directions of those networks (the hand-written side was projected on them)."""
 
         def redo(cases: np.ndarray) -> oracles.Reference:
+            chosen = None if directions is None else directions[:, cases]
             return self.parameter_differences(
-                index, rounding, layout, probes, cases=cases, tracked=True
+                index, rounding, layout, probes, cases=cases, tracked=True, directions=chosen
             )[0]
 
         return redo
@@ -377,9 +384,10 @@ class NetworkCheck:
         *,
         cases: np.ndarray | None = None,
         tracked: bool = False,
+        directions: np.ndarray | None = None,
     ) -> tuple[oracles.Reference, np.ndarray | None]:
         """∂E/∂θ^ℓ of the whole E by central differences, each entry alone ("full"), or
-        along random signed probes (then also returns the directions), for the networks
+        along random signed probes (drawn, or the given directions; also returned), for the networks
         `cases` (default: all).
 
         z^(ℓ-1) is computed once and shared by every perturbed copy. On the first look,
@@ -407,7 +415,7 @@ class NetworkCheck:
         if layout == "probes":
             # The probe oracle differentiates ⟨δ, f⟩; with f = E (one output) and δ = 1
             # that is the directional derivative of E. Its own z is not read (below is
-            # closed over), and the same seed draws the first look's directions.
+            # closed over); a second look passes the first look's directions.
             return oracles.probe_differences(
                 lambda _, variants: energy(variants)[..., None, None],
                 np.asarray(getattr(below, "value", below)),
@@ -416,6 +424,7 @@ class NetworkCheck:
                 rounding[:, None, None],
                 probes=probes,
                 tracked=tracked,
+                directions=directions,
             )
         size = theta[0].size
         reference = oracles.central_differences(
