@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from gradcheck.catalogue.network import (
 from gradcheck.catalogue.network_results import NetworkResult, layer_result, network_result
 from gradcheck.core import compact, oracles, tolerance
 from gradcheck.core.comparison import Clock, compare
+from gradcheck.core.differences import second_look
 from gradcheck.core.probes import projections
 from gradcheck.core.results import Comparison
 from gradcheck.core.tolerance import Tracked, track
@@ -276,7 +278,12 @@ class NetworkCheck:
 
     def differences(self, hand: HandWritten, rounding: Tracked, options: NetworkOptions) -> None:
         """Every A^ℓ (of a unit-partitioned layer) and δ⁰ against central differences of
-        the whole E in float64."""
+        the whole E in float64. A network whose hand-written values miss the first look's
+        bound |g - r| <= e_g + e_r is differenced again with the forward's running bound
+        charged at the stencil points (the second look of `gradcheck.core.differences`)
+        before the miss counts; entry by entry ("full", "columns") the estimate is also
+        checked against ±4h (`converged`), along probes it is not
+        (`oracles.probe_differences`, as on the catalogue's single-layer path)."""
         # E = Σ_n e_n, summed in float64 by the differences: its rounding by Tracked's rule.
         total_rounding = np.asarray(np.sum(rounding, axis=-1).error)
         for index, (layer, _) in enumerate(self.stack.rows):
@@ -290,15 +297,20 @@ class NetworkCheck:
             reference, directions = self.parameter_differences(
                 index, total_rounding, layout, options.probes
             )
-            self.mark_overflow(_DIFFERENCES, [(f"∂E/∂θ^{index + 1}", reference.value)])
             gradient = hand.gradients[index]
             if directions is None:
-                value, bound, names = gradient.value, gradient.error + reference.error, None
+                value, hand_bound, names = gradient.value, gradient.error, None
             else:  # compare the projections ⟨A^ℓ, w_q⟩ on the probe directions
-                value, bound = projections(
+                value, hand_bound = projections(
                     directions, gradient.value, gradient.error, self.thetas64[index], cases=1
                 )
-                bound, names = bound + reference.error, ("probe",)
+                names = ("probe",)
+            reference, _ = second_look(
+                reference, value, hand_bound, self.parameter_second_look(
+                    index, total_rounding, layout, options.probes, directions
+                ),
+            )  # fmt: skip
+            self.mark_overflow(_DIFFERENCES, [(f"∂E/∂θ^{index + 1}", reference.value)])
             self.add(
                 self.chain[index],
                 compare(
@@ -307,13 +319,18 @@ class NetworkCheck:
                     reference.method,
                     value,
                     reference.value,
-                    bound,
+                    hand_bound + reference.error,
                     time.perf_counter() - start,
                     names,
                 ),
             )
         start = time.perf_counter()
-        reference = self.input_differences(np.asarray(rounding.error))
+        errors = np.asarray(rounding.error)
+        reference = self.input_differences(errors)
+        reference, _ = second_look(
+            reference, hand.deltas[0].value, hand.deltas[0].error,
+            lambda cases: self.input_differences(errors, cases=cases, tracked=True),
+        )  # fmt: skip
         self.mark_overflow(_DIFFERENCES, [("∂E/∂z^0", reference.value)])
         self.add(
             self.chain[0],
@@ -328,33 +345,86 @@ class NetworkCheck:
             ),
         )
 
+    def arguments(self, cases: np.ndarray | None, tracked: bool) -> tuple[Any, list[Any], Any]:
+        """z⁰, every θ^ℓ and the targets of the networks `cases` (default: all), Tracked
+        from exact inputs on a second look (tracked=True)."""
+        chosen = slice(None) if cases is None else cases
+        z, thetas = self.z64[chosen], [theta[chosen] for theta in self.thetas64]
+        targets = self.targets64[chosen]
+        if not tracked:
+            return z, thetas, targets
+        return track(z), [track(theta) for theta in thetas], track(targets)
+
+    def parameter_second_look(
+        self,
+        index: int,
+        rounding: np.ndarray,
+        layout: str,
+        probes: int,
+        directions: np.ndarray | None,
+    ) -> Callable[[np.ndarray], oracles.Reference]:
+        """The second look at ∂E/∂θ^ℓ for the networks a first look's miss names
+        (`gradcheck.core.differences.second_look`); along probes, the first look's
+        directions of those networks (the hand-written side was projected on them)."""
+
+        def redo(cases: np.ndarray) -> oracles.Reference:
+            chosen = None if directions is None else directions[:, cases]
+            return self.parameter_differences(
+                index, rounding, layout, probes, cases=cases, tracked=True, directions=chosen
+            )[0]
+
+        return redo
+
     def parameter_differences(
-        self, index: int, rounding: np.ndarray, layout: str, probes: int
+        self,
+        index: int,
+        rounding: np.ndarray,
+        layout: str,
+        probes: int,
+        *,
+        cases: np.ndarray | None = None,
+        tracked: bool = False,
+        directions: np.ndarray | None = None,
     ) -> tuple[oracles.Reference, np.ndarray | None]:
         """∂E/∂θ^ℓ of the whole E by central differences, each entry alone ("full"), or
-        along random signed probes (then also returns the directions).
+        along random signed probes (drawn, or the given directions; also returned), for the networks
+        `cases` (default: all).
 
-        rounding bounds |E_computed - E| at the evaluated points; it covers the rounding
-        of z^(ℓ-1), computed once and shared by every perturbed copy.
+        z^(ℓ-1) is computed once and shared by every perturbed copy. On the first look,
+        rounding bounds |E_computed - E| at the evaluated points and covers the rounding
+        of z^(ℓ-1) with the rest of the forward. On the second look (tracked=True)
+        z^(ℓ-1) is computed on Tracked arrays from exact inputs, so its running bound
+        flows through the layers above into the bound of E at each stencil point, where
+        `gradcheck.core.differences.stencil_differences` charges it.
         """
         stack = self.stack
-        below = stack.forward_from(0, self.z64, self.thetas64, stop=index)  # z^(ℓ-1)
+        z, thetas, targets = self.arguments(cases, tracked)
+        # Events at the stencil points are not news: the reference forward marked every
+        # kink within 2h; one between 2h and 4h (second look) moves R(2h) away from R(h),
+        # which the convergence charge adds to the bound, so it cannot raise an alarm.
+        with tolerance.recording():
+            below = stack.forward_from(0, z, thetas, stop=index)  # z^(ℓ-1)
 
-        def energy(variants: np.ndarray) -> np.ndarray:
-            thetas = self.thetas64[:index] + [variants] + self.thetas64[index + 1 :]
-            return np.sum(stack.energy_from(index, below, thetas, self.targets64), axis=-1)
+        def energy(variants: Any) -> Any:
+            moved = thetas[:index] + [variants] + thetas[index + 1 :]
+            with tolerance.recording():
+                return np.sum(stack.energy_from(index, below, moved, targets), axis=-1)
 
-        theta = self.thetas64[index]
+        theta, chosen = self.thetas64[index], slice(None) if cases is None else cases
+        theta, rounding = theta[chosen], rounding[chosen]
         if layout == "probes":
             # The probe oracle differentiates ⟨δ, f⟩; with f = E (one output) and δ = 1
-            # that is the directional derivative of E.
+            # that is the directional derivative of E. Its own z is not read (below is
+            # closed over); a second look passes the first look's directions.
             return oracles.probe_differences(
                 lambda _, variants: energy(variants)[..., None, None],
-                below,
+                np.asarray(getattr(below, "value", below)),
                 theta,
-                np.ones((self.count, 1, 1)),
+                np.ones((len(theta), 1, 1)),
                 rounding[:, None, None],
                 probes=probes,
+                tracked=tracked,
+                directions=directions,
             )
         size = theta[0].size
         reference = oracles.central_differences(
@@ -364,23 +434,34 @@ class NetworkCheck:
             rounding[:, None, None],
             outputs_per_variant=self.evaluation_size(index),
             method="full",
+            tracked=tracked,
         )
         return reference, None
 
-    def input_differences(self, rounding: np.ndarray) -> oracles.Reference:
+    def input_differences(
+        self, rounding: np.ndarray, *, cases: np.ndarray | None = None, tracked: bool = False
+    ) -> oracles.Reference:
         """∂E/∂z⁰ by central differences, input i of every example at once: examples stay
-        independent through every layer, so example n's loss reads its own column."""
+        independent through every layer, so example n's loss reads its own column. For the
+        networks `cases` (default: all); tracked=True is the second look (the forward's
+        running bound at each stencil point charged in place of rounding)."""
         stack = self.stack
+        _, thetas, targets = self.arguments(cases, tracked)
+        chosen = slice(None) if cases is None else cases
         columns = np.eye(stack.widths[0], dtype=bool)[:, None, :].repeat(stack.batch, axis=1)
+
+        def energy(variants: Any) -> Any:
+            with tolerance.recording():
+                return stack.energy_from(0, variants, thetas, targets)[..., None]
+
         return oracles.central_differences(
-            self.z64,
+            self.z64[chosen],
             columns,
-            lambda variants: stack.energy_from(0, variants, self.thetas64, self.targets64)[
-                ..., None
-            ],
-            rounding[..., None],
+            energy,
+            rounding[chosen][..., None],
             outputs_per_variant=self.evaluation_size(0),
             method="columns",
+            tracked=tracked,
         )
 
     def evaluation_size(self, start: int) -> int:

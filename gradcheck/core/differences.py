@@ -325,18 +325,24 @@ def _sum(first: Any, second: Any) -> Any:
 def central_differences(
     x: np.ndarray,
     groups: np.ndarray,
-    quantity: Callable[[np.ndarray], FloatArray],
+    quantity: Callable[[Any], Any],
     rounding: FloatArray,
     *,
     outputs_per_variant: int,
     method: str,
+    tracked: bool = False,
 ) -> Reference:
     """Derivatives of one quantity per entry (quantity(variants) maps S perturbed copies
     (S, K, ...) to values that broadcast against them, entry e reading its own group's
     value), whose float64 rounding at x is bounded by `rounding`: the stencil of
-    `stencil_differences` with the quantity as its single output (δ = 1)."""
+    `stencil_differences` with the quantity as its single output (δ = 1).
 
-    def evaluate(variants: np.ndarray) -> FloatArray:
+    tracked=True is the second look: quantity receives the variants as a Tracked array
+    and returns a Tracked value, whose running bound at each stencil point is charged
+    in place of `rounding` (then unused), and the estimate is checked against ±4h
+    (`converged`)."""
+
+    def evaluate(variants: Any) -> Any:
         return np.broadcast_to(quantity(variants), variants.shape)
 
     return stencil_differences(
@@ -349,6 +355,7 @@ def central_differences(
         terms=0,
         outputs_per_variant=outputs_per_variant,
         method=method,
+        tracked=tracked,
     )
 
 

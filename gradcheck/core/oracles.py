@@ -308,6 +308,7 @@ def probe_differences(
     probes: int,
     seed: int = 0,
     tracked: bool = False,
+    directions: np.ndarray | None = None,
 ) -> tuple[Reference, FloatArray]:
     """Directional derivatives ⟨∂E/∂θ, w_k⟩ along `probes` random signed directions
     w_k = s_k ⊙ h, for K stacked cases (`gradcheck.core.probes`).
@@ -316,8 +317,14 @@ def probe_differences(
     hand-written gradient g is compared through `gradcheck.core.probes.projections`.
     Costs 4 forward passes per probe whatever the size of θ. The truncation is taken
     output by output, as for the other layouts.
+
+    directions (probes × K × J × P), when given, are used instead of drawing them: a
+    second look at some of the cases must difference along the first look's directions
+    for those cases, which a fresh draw over fewer cases does not give (the signs are laid
+    out over every case).
     """
-    directions = signed_steps(np.random.default_rng(seed), probes, theta)
+    if directions is None:
+        directions = signed_steps(np.random.default_rng(seed), probes, theta)
     inputs = track(z) if tracked else z
     at_x = 0.0 if tracked else 2.0 * np.sum(np.abs(delta) * forward_error, axis=(-2, -1))
     sums = np.empty((7, probes, theta.shape[0]))
