@@ -129,11 +129,13 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
         if summary is not None and hasattr(summary, "describe"):  # a user layer's case
             lines.append(summary.describe())
         elif summary is not None:
-            lines.append(
-                f"case: {summary.layer_type} / {summary.activation} / {summary.dtype}, "
-                f"I={summary.inputs} J={summary.units} N={summary.batch} "
-                f"P={summary.parameters_per_unit}"
-            )
+            line = f"case: {summary.layer_type} / {summary.activation} / {summary.dtype}"
+            if hasattr(summary, "inputs"):  # a catalogue case; a network cell has no sizes
+                line += (
+                    f", I={summary.inputs} J={summary.units} N={summary.batch} "
+                    f"P={summary.parameters_per_unit}"
+                )
+            lines.append(line)
         if self.explanation is not None and hasattr(self.explanation, "lines"):
             lines += self.explanation.lines()  # the class, its evidence, the draws it quotes
         elif self.explanation is not None:

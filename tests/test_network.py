@@ -751,3 +751,27 @@ def test_the_second_look_of_each_layout_holds_autograd_within_its_bound(layout):
             assert np.all(np.abs(again.value - exact) <= again.error + exact_error)
             assert np.all(np.abs(again.value - first.value[cases])
                           <= again.error + first.error[cases])  # fmt: skip
+
+
+def test_a_network_mismatch_in_the_campaign_is_kept_as_a_failure(monkeypatch):
+    # The campaign raises GradientMismatch on a network cell's summary, which has no
+    # sizes; its message once read them and raised AttributeError, which hypothesis then
+    # shrank for minutes and `gradcheck run` died of.
+    from dataclasses import replace
+
+    from gradcheck import campaign
+    from gradcheck.core.results import Verdict
+
+    real = campaign.check_networks
+
+    def one_planted_mismatch(stack):
+        results = real(stack)
+        return [replace(results[0], verdict=Verdict.MISMATCH, message="mismatch: planted")] + list(
+            results[1:]
+        )
+
+    monkeypatch.setattr(campaign, "check_networks", one_planted_mismatch)
+    spec = next(s for s in campaign.cells() if s.layer_type == campaign.NETWORK)
+    outcome = campaign.run_cell(spec, examples=4, seed=0, database=None)
+    (failure,) = outcome.failures
+    assert failure.verdict == "mismatch" and "planted" in failure.message
