@@ -338,7 +338,8 @@ class Batch:
             reference, _ = second_look(
                 reference, projected, hand_bound,
                 lambda cases: oracles.probe_differences(
-                    *subset(cases), probes=probes, tracked=True
+                    *subset(cases), probes=probes, tracked=True,
+                    directions=directions[:, cases],  # the directions g was projected on
                 )[0], uncoupled,
             )  # fmt: skip
             found = compare(
