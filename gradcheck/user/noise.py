@@ -172,9 +172,13 @@ def measure_precision(
     is not); model(values) is the float64 model's rounding bound for outputs `values`.
     """
     scale, name, excess, still = 1.0, "float64", 0.0, False
+
+    def excess_at(spacing: float) -> tuple[float, float, bool, bool]:
+        return _excess(evaluate, arguments, wrt, outputs, model, spacing, seed)
+
     for _ in range(len(SCALES)):
         spacing = float(np.cbrt(U64 * scale)) / 4.0
-        found, spread, blind, _ = _excess(evaluate, arguments, wrt, outputs, model, spacing, seed)
+        found, spread, blind, _ = excess_at(spacing)
         if blind:  # no evidence for any model at this spacing: the next precision's
             still = True
             coarser = [(s, n) for s, n in SCALES if s > scale and n != "float64"]
@@ -185,9 +189,7 @@ def measure_precision(
         excess = max(excess, found)
         if excess <= (spread if scale == 1.0 else scale):  # covered: the model stands
             break
-        if name != "float64" and _truncation(
-            evaluate, arguments, wrt, outputs, model, spacing, seed, found
-        ):
+        if name != "float64" and _truncation(excess_at, spacing, found):
             break  # the fit's truncation, not noise: the model stands
         covering = [(s, n) for s, n in SCALES if s >= excess]
         if not covering:
@@ -197,25 +199,19 @@ def measure_precision(
 
 
 def _truncation(
-    evaluate: Callable[[Sequence[np.ndarray]], np.ndarray],
-    arguments: Sequence[np.ndarray],
-    wrt: Sequence[int],
-    outputs: np.ndarray,
-    model: Callable[[np.ndarray], np.ndarray],
-    spacing: float,
-    seed: int,
-    found: float,
+    excess_at: Callable[[float], tuple[float, float, bool, bool]], spacing: float, found: float
 ) -> bool:
     """Whether the excess `found` at this spacing is the fit's truncation rather than
-    noise. At a sixteenth of the spacing the truncation of a smooth f, (τ max(1, |x|))⁴
-    |f⁽⁴⁾| / 24, falls 16⁴-fold, while rounding noise, set by |f| and not by τ, stays as it
-    was (as long as the outputs still move: at a spacing where they stand still a coarse
-    precision hides its noise). A fall below found / 16 with outputs that move is
-    truncation: a float32 LSTM whose gates saturate with weights of 64 turns over within
-    1/64 of x, and at float32's spacing (1.2e-3 max(1, |x|), 0.08 at |x| = 64) its fit
-    missed by 2.3e12 times the float64 model; charged as float16 noise, the differences
-    stepped by 0.1 |x| across whole transitions and called the correct backward wrong."""
-    finer, _, _, moved = _excess(evaluate, arguments, wrt, outputs, model, spacing / 16.0, seed)
+    noise (excess_at(τ) measures `_excess` at spacing τ). At a sixteenth of the spacing the
+    truncation of a smooth f, (τ max(1, |x|))⁴ |f⁽⁴⁾| / 24, falls 16⁴-fold, while rounding
+    noise, set by |f| and not by τ, stays as it was (as long as the outputs still move: at
+    a spacing where they stand still a coarse precision hides its noise). A fall below
+    found / 16 with outputs that move is truncation: a float32 LSTM whose gates saturate
+    with weights of 64 turns over within 1/64 of x, and at float32's spacing (1.2e-3
+    max(1, |x|), 0.08 at |x| = 64) its fit missed by 2.3e12 times the float64 model;
+    charged as float16 noise, the differences stepped by 0.1 |x| across whole transitions
+    and called the correct backward wrong."""
+    finer, _, _, moved = excess_at(spacing / 16.0)
     return moved and finer <= found / 16.0
 
 
