@@ -258,6 +258,10 @@ class _NetworkCase:
     activation: str
     dtype: str
 
+    def describe(self) -> str:
+        """The case line of a GradientMismatch: a network cell has no I, J, N or P."""
+        return f"case: {self.layer_type} / {self.activation} / {self.dtype}"
+
 
 @dataclass(frozen=True)
 class _NetworkOutcome(Outcome):

@@ -126,16 +126,14 @@ class GradientMismatch(GradcheckError, AssertionError):  # noqa: N818 - the docu
     def _message(self) -> str:
         lines = [self.result.message.split("\ndiagnosis: ")[0]]
         summary = self.result.case
-        if summary is not None and hasattr(summary, "describe"):  # a user layer's case
+        if summary is not None and hasattr(summary, "describe"):  # it says itself what it is
             lines.append(summary.describe())
         elif summary is not None:
-            line = f"case: {summary.layer_type} / {summary.activation} / {summary.dtype}"
-            if hasattr(summary, "inputs"):  # a catalogue case; a network cell has no sizes
-                line += (
-                    f", I={summary.inputs} J={summary.units} N={summary.batch} "
-                    f"P={summary.parameters_per_unit}"
-                )
-            lines.append(line)
+            lines.append(
+                f"case: {summary.layer_type} / {summary.activation} / {summary.dtype}, "
+                f"I={summary.inputs} J={summary.units} N={summary.batch} "
+                f"P={summary.parameters_per_unit}"
+            )
         if self.explanation is not None and hasattr(self.explanation, "lines"):
             lines += self.explanation.lines()  # the class, its evidence, the draws it quotes
         elif self.explanation is not None:

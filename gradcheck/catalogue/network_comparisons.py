@@ -348,7 +348,7 @@ class NetworkCheck:
     def arguments(self, cases: np.ndarray | None, tracked: bool) -> tuple[Any, list[Any], Any]:
         """z⁰, every θ^ℓ and the targets of the networks `cases` (default: all), Tracked
         from exact inputs on a second look (tracked=True)."""
-        chosen = slice(None) if cases is None else cases
+        chosen = _rows(cases)
         z, thetas = self.z64[chosen], [theta[chosen] for theta in self.thetas64]
         targets = self.targets64[chosen]
         if not tracked:
@@ -410,8 +410,7 @@ class NetworkCheck:
             with tolerance.recording():
                 return np.sum(stack.energy_from(index, below, moved, targets), axis=-1)
 
-        theta, chosen = self.thetas64[index], slice(None) if cases is None else cases
-        theta, rounding = theta[chosen], rounding[chosen]
+        theta, rounding = self.thetas64[index][_rows(cases)], rounding[_rows(cases)]
         if layout == "probes":
             # The probe oracle differentiates ⟨δ, f⟩; with f = E (one output) and δ = 1
             # that is the directional derivative of E. Its own z is not read (below is
@@ -447,7 +446,7 @@ class NetworkCheck:
         running bound at each stencil point charged in place of rounding)."""
         stack = self.stack
         _, thetas, targets = self.arguments(cases, tracked)
-        chosen = slice(None) if cases is None else cases
+        chosen = _rows(cases)
         columns = np.eye(stack.widths[0], dtype=bool)[:, None, :].repeat(stack.batch, axis=1)
 
         def energy(variants: Any) -> Any:
@@ -482,6 +481,11 @@ class NetworkCheck:
             self.stack, seconds, invalid or self.invalid[k], self.non_differentiable[k],
             tuple(self.loss_comparisons[k]), layers,
         )  # fmt: skip
+
+
+def _rows(cases: np.ndarray | None) -> Any:
+    """The index of the networks `cases` among the stacked ones (None: all of them)."""
+    return slice(None) if cases is None else cases
 
 
 def _named(hand: HandWritten) -> list[tuple[str, np.ndarray]]:

@@ -186,11 +186,12 @@ def measure_precision(
                 break
             scale, name = coarser[0]
             continue
+        covered = max(excess, found) <= (spread if scale == 1.0 else scale)
+        if not covered and name != "float64" and _truncation(excess_at, spacing, found):
+            break  # the fit's truncation, not noise: the precision and its excess stand
         excess = max(excess, found)
-        if excess <= (spread if scale == 1.0 else scale):  # covered: the model stands
+        if covered:  # the model stands
             break
-        if name != "float64" and _truncation(excess_at, spacing, found):
-            break  # the fit's truncation, not noise: the model stands
         covering = [(s, n) for s, n in SCALES if s >= excess]
         if not covering:
             return Precision("unresolved", np.inf, excess, still)
