@@ -305,12 +305,13 @@ class NetworkCheck:
                     directions, gradient.value, gradient.error, self.thetas64[index], cases=1
                 )
                 names = ("probe",)
+            # Overflow is the first look's to say (a second look leaves `diverging` unresolved)
+            self.mark_overflow(_DIFFERENCES, [(f"∂E/∂θ^{index + 1}", reference.value)])
             reference, _ = second_look(
                 reference, value, hand_bound, self.parameter_second_look(
                     index, total_rounding, layout, options.probes, directions
                 ),
             )  # fmt: skip
-            self.mark_overflow(_DIFFERENCES, [(f"∂E/∂θ^{index + 1}", reference.value)])
             self.add(
                 self.chain[index],
                 compare(
@@ -327,11 +328,11 @@ class NetworkCheck:
         start = time.perf_counter()
         errors = np.asarray(rounding.error)
         reference = self.input_differences(errors)
+        self.mark_overflow(_DIFFERENCES, [("∂E/∂z^0", reference.value)])
         reference, _ = second_look(
             reference, hand.deltas[0].value, hand.deltas[0].error,
             lambda cases: self.input_differences(errors, cases=cases, tracked=True),
         )  # fmt: skip
-        self.mark_overflow(_DIFFERENCES, [("∂E/∂z^0", reference.value)])
         self.add(
             self.chain[0],
             compare(
@@ -348,7 +349,7 @@ class NetworkCheck:
     def arguments(self, cases: np.ndarray | None, tracked: bool) -> tuple[Any, list[Any], Any]:
         """z⁰, every θ^ℓ and the targets of the networks `cases` (default: all), Tracked
         from exact inputs on a second look (tracked=True)."""
-        chosen = _rows(cases)
+        chosen = slice(None) if cases is None else cases
         z, thetas = self.z64[chosen], [theta[chosen] for theta in self.thetas64]
         targets = self.targets64[chosen]
         if not tracked:
@@ -410,7 +411,8 @@ class NetworkCheck:
             with tolerance.recording():
                 return np.sum(stack.energy_from(index, below, moved, targets), axis=-1)
 
-        theta, rounding = self.thetas64[index][_rows(cases)], rounding[_rows(cases)]
+        chosen = slice(None) if cases is None else cases
+        theta, rounding = self.thetas64[index][chosen], rounding[chosen]
         if layout == "probes":
             # The probe oracle differentiates ⟨δ, f⟩; with f = E (one output) and δ = 1
             # that is the directional derivative of E. Its own z is not read (below is
@@ -446,7 +448,7 @@ class NetworkCheck:
         running bound at each stencil point charged in place of rounding)."""
         stack = self.stack
         _, thetas, targets = self.arguments(cases, tracked)
-        chosen = _rows(cases)
+        chosen = slice(None) if cases is None else cases
         columns = np.eye(stack.widths[0], dtype=bool)[:, None, :].repeat(stack.batch, axis=1)
 
         def energy(variants: Any) -> Any:
@@ -481,11 +483,6 @@ class NetworkCheck:
             self.stack, seconds, invalid or self.invalid[k], self.non_differentiable[k],
             tuple(self.loss_comparisons[k]), layers,
         )  # fmt: skip
-
-
-def _rows(cases: np.ndarray | None) -> Any:
-    """The index of the networks `cases` among the stacked ones (None: all of them)."""
-    return slice(None) if cases is None else cases
 
 
 def _named(hand: HandWritten) -> list[tuple[str, np.ndarray]]:
